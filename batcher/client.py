@@ -1,0 +1,194 @@
+"""The HTTP exchange with a Tencent endpoint: one `CreateAigcImageTask` request in, one Outcome out.
+
+`AigcClient` holds one `aiohttp.ClientSession` (connection reuse, timeouts), signs each request
+at the moment it is sent (never when queued: a signature older than 5 minutes is refused), reads
+`Response.Error` from HTTP 200 bodies and returns an `Outcome` (see `batcher.errors`) instead of
+raising. When the server says `AuthFailure.SignatureExpire` the client adopts the offset between
+its clock and the server's `Date` header, so the retry is signed with the server's time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from batcher.credentials import Credentials
+from batcher.errors import (
+    SIGNATURE_EXPIRED,
+    Accepted,
+    ApiError,
+    Outcome,
+    TransportError,
+    classify,
+)
+from batcher.services import Service
+from batcher.signing import Signer
+
+
+class EndpointError(ValueError):
+    """An `--endpoint` URL batcher refuses to use."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """How the client reaches the API. `endpoint` None means each service's public host."""
+
+    endpoint: str | None = None
+    region: str | None = None
+    connect_timeout: float = 10.0
+    request_timeout: float = 60.0
+    max_connections: int = 128
+
+
+def check_endpoint(url: str) -> str:
+    """`url` normalized (no trailing slash); plain http only for loopback addresses."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise EndpointError(f"endpoint {url!r} is not an http(s) URL: use e.g. https://host")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise EndpointError(
+            f"endpoint {url!r} uses plain http to a non-loopback host: use https "
+            "(http is accepted only for 127.0.0.0/8, ::1 and localhost)"
+        )
+    if parts.path not in ("", "/") or parts.query:
+        raise EndpointError(f"endpoint {url!r} has a path or query: give only scheme://host[:port]")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+class AigcClient:
+    """Sends `CreateAigcImageTask` requests; use as `async with AigcClient(...) as client`."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        settings: ClientSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._signer = Signer(credentials.secret_id, credentials.secret_key, credentials.token)
+        self._settings = settings
+        self._endpoint = check_endpoint(settings.endpoint) if settings.endpoint else None
+        self._clock = clock
+        self._clock_offsets: dict[str, float] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> AigcClient:
+        connector = aiohttp.TCPConnector(
+            limit=self._settings.max_connections, ttl_dns_cache=300, enable_cleanup_closed=True
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=self._settings.request_timeout, sock_connect=self._settings.connect_timeout
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            json_serialize=json.dumps,
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def clock_offset(self, service: Service) -> float:
+        """Seconds added to the local clock when signing for `service` (server time - local)."""
+        return self._clock_offsets.get(self._url(service), 0.0)
+
+    def _url(self, service: Service) -> str:
+        return self._endpoint or f"https://{service.host}"
+
+    async def create_task(self, service: Service, params: Mapping[str, Any]) -> Outcome:
+        """Send one request; every failure comes back as an `ApiError` or `TransportError`."""
+        if self._session is None:
+            raise RuntimeError("AigcClient used outside `async with`")
+        url = self._url(service)
+        payload = json.dumps(params, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        headers = self._signer.sign_headers(
+            service=service.name,
+            host=urlsplit(url).netloc,
+            action=service.action,
+            version=service.version,
+            payload=payload,
+            timestamp=int(self._clock() + self._clock_offsets.get(url, 0.0)),
+            region=self._settings.region,
+        )
+        try:
+            async with self._session.post(url + "/", data=payload, headers=headers) as response:
+                body = await response.read()
+                outcome = _read_outcome(service, response.status, body)
+                if isinstance(outcome, ApiError) and outcome.code == SIGNATURE_EXPIRED:
+                    self._adopt_server_clock(url, response.headers.get("Date"))
+                return outcome
+        except aiohttp.ClientConnectorError as error:
+            # Raised while connecting (refused, DNS, TLS handshake): nothing was sent.
+            return TransportError("NetworkError", _describe(error), may_have_reached_server=False)
+        except aiohttp.ConnectionTimeoutError as error:
+            return TransportError("Timeout", _describe(error), may_have_reached_server=False)
+        except (TimeoutError, aiohttp.ServerTimeoutError) as error:
+            return TransportError("Timeout", _describe(error), may_have_reached_server=True)
+        except (aiohttp.ClientError, OSError) as error:
+            # Disconnects, resets and broken payloads after the request was written: the server
+            # may have created the task.
+            return TransportError("NetworkError", _describe(error), may_have_reached_server=True)
+
+    def _adopt_server_clock(self, url: str, date_header: str | None) -> None:
+        if not date_header:
+            return
+        try:
+            server_time = parsedate_to_datetime(date_header).timestamp()
+        except (TypeError, ValueError):
+            return
+        self._clock_offsets[url] = server_time - self._clock()
+
+
+def _read_outcome(service: Service, status: int, body: bytes) -> Outcome:
+    if status >= 500:
+        return TransportError(
+            f"HttpStatus{status}", f"HTTP {status} from the endpoint", may_have_reached_server=True
+        )
+    try:
+        response = json.loads(body)["Response"]
+    except (ValueError, KeyError, TypeError):
+        return TransportError(
+            "BadResponse",
+            f"HTTP {status} with a body that is not an API response ({len(body)} bytes)",
+            may_have_reached_server=True,
+        )
+    request_id = response.get("RequestId")
+    error = response.get("Error")
+    if isinstance(error, dict):
+        code = str(error.get("Code", "UnknownError"))
+        return ApiError(code, str(error.get("Message", "")), request_id, classify(service, code))
+    task_id = response.get("TaskId")
+    if status == 200 and isinstance(task_id, str) and task_id:
+        return Accepted(task_id=task_id, request_id=str(request_id or ""))
+    return TransportError(
+        "BadResponse",
+        f"HTTP {status} without TaskId or Error in the response",
+        may_have_reached_server=True,
+    )
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return f"{type(error).__name__}: {text}"[:300]
+

@@ -1,0 +1,382 @@
+"""The asyncio submission pipeline: manifests in, one settled ledger line per task out.
+
+Design, in the order a task travels:
+
+1. One *lane* per service (vod, mps), side by side. A lane's producer streams the tasks of its
+   service from every job (one job = one manifest with its own ledger), taking them round-robin
+   so several manifests share the service fairly, and skipping what the ledger says is done
+   (`batcher.resume`). It puts tasks into a small bounded queue, so memory stays flat whatever
+   the manifest's size, and the number of requests in flight is bounded by the lane's workers.
+2. A worker takes a task, waits for the lane's rate limiter (at most R requests in any second,
+   no burst), writes a durable `sending` line, and only then sends (the client signs at send
+   time).
+3. The outcome settles the task: `submitted`, `duplicate` or `failed` in the ledger; retryable
+   errors wait with jittered back-off and try again within their budgets; a failure after the
+   request may have reached the server is retried only when a SessionId makes it safe (vod),
+   and otherwise left *in doubt* (the ledger's last line stays `sending`).
+4. Stops: SIGINT/SIGTERM and `--max-runtime` stop the taking of new tasks, let in-flight requests
+   settle and return; an error that will fail every task (bad credentials, wrong SubAppId) stops
+   the run at once. A second SIGINT abandons in-flight requests (they stay in doubt).
+
+Nothing here parses arguments, prints, or knows the ledger's format: the face passes a
+`RunSettings`, an `AigcClient`, the jobs and a `RunObserver`, and reads back a `RunResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import random
+import signal
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from batcher.client import AigcClient
+from batcher.errors import Accepted, ApiError, ErrorClass, TransportError, is_throttling
+from batcher.ledger import LedgerReplay, LedgerWriter
+from batcher.limiter import ServiceRateLimiter
+from batcher.manifest import Manifest, Task
+from batcher.resume import Decision, ResumeRules, decide, is_resend_safe
+from batcher.retry import RetryBudget, RetryPolicy
+from batcher.services import SERVICE_NAMES, Service, get_service
+
+log = logging.getLogger("batcher")
+
+YIELD_EVERY = 256
+"""Skipped tasks between two yields to the event loop, so a long resume scan never starves it."""
+
+
+class Result(enum.StrEnum):
+    """How a task ended in this run."""
+
+    SUBMITTED = "submitted"
+    DUPLICATE = "duplicate"
+    FAILED = "failed"
+    IN_DOUBT = "in_doubt"
+
+
+class StopReason(enum.StrEnum):
+    SIGINT = "SIGINT"
+    SIGTERM = "SIGTERM"
+    MAX_RUNTIME = "max_runtime"
+    RUN_STOPPING_ERROR = "run_stopping_error"
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """Everything a run is configured with; built once by the CLI and passed down."""
+
+    rate: float = 20.0
+    """Requests per second per service; 0 lifts the cap (benchmarks against the emulator)."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    rules: ResumeRules = field(default_factory=ResumeRules)
+    max_runtime: float | None = None
+    workers_per_service: int = 32
+    handle_signals: bool = True
+    seed: int | None = None
+
+
+@dataclass(slots=True)
+class Job:
+    """One manifest in a run, with the ledger its tasks are settled in."""
+
+    name: str
+    manifest: Manifest
+    replay: LedgerReplay
+    ledger: LedgerWriter
+    results: Counter[tuple[str, Result]] = field(default_factory=Counter)
+    """(service, result) → how many tasks ended so in this run."""
+    left: Counter[str] = field(default_factory=Counter)
+    """service → tasks this run meant to send but did not start (stopped)."""
+    held: Counter[tuple[str, Decision]] = field(default_factory=Counter)
+    """(service, decision) → tasks not sent by rule (done, held failed, held in doubt)."""
+
+
+class RunObserver(Protocol):
+    """What the face wants to hear while a run goes on (progress, logs, metrics)."""
+
+    def task_settled(self, job: Job, service: str, result: Result) -> None: ...
+
+    def request_answered(self, job: Job, service: str, code: str) -> None:
+        """One HTTP exchange ended; `code` is `ok` or the error code."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StopCause:
+    reason: StopReason
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class RunResult:
+    jobs: Sequence[Job]
+    stop: StopCause | None
+
+
+@dataclass(slots=True)
+class _Lane:
+    service: Service
+    limiter: ServiceRateLimiter
+    queue: asyncio.Queue[tuple[Job, Task]]
+
+
+class Pipeline:
+    """Runs the jobs through one client under one set of settings. Use `await run()` once."""
+
+    def __init__(
+        self,
+        client: AigcClient,
+        jobs: Sequence[Job],
+        settings: RunSettings,
+        observer: RunObserver,
+    ) -> None:
+        self._client = client
+        self._jobs = jobs
+        self._settings = settings
+        self._observer = observer
+        self._rng = random.Random(settings.seed)
+        self._stopping = asyncio.Event()
+        self._stop: StopCause | None = None
+        self._lanes_done: asyncio.Future[list[None]] | None = None
+        self._abandoned = False
+
+    # --- the run -------------------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        lanes = [self._make_lane(get_service(name)) for name in SERVICE_NAMES]
+        loop = asyncio.get_running_loop()
+        timer = None
+        if self._settings.max_runtime is not None:
+            timer = loop.call_later(
+                self._settings.max_runtime, self.request_stop, StopCause(StopReason.MAX_RUNTIME)
+            )
+        lanes_done = asyncio.gather(*(self._run_lane(lane) for lane in lanes))
+        self._lanes_done = lanes_done
+        with self._signal_handlers(loop):
+            try:
+                await lanes_done
+            except asyncio.CancelledError:
+                if not self._abandoned:
+                    raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
+        return RunResult(self._jobs, self._stop)
+
+    def request_stop(self, cause: StopCause) -> None:
+        """Stop taking new tasks; in-flight ones settle. The first cause is the one reported."""
+        if self._stop is None:
+            self._stop = cause
+            log.warning("stopping (%s%s): settling requests in flight", cause.reason,
+                        f": {cause.detail}" if cause.detail else "")
+        self._stopping.set()
+
+    def _make_lane(self, service: Service) -> _Lane:
+        queue: asyncio.Queue[tuple[Job, Task]] = asyncio.Queue(
+            maxsize=self._settings.workers_per_service
+        )
+        return _Lane(service, ServiceRateLimiter(self._settings.rate), queue)
+
+    async def _run_lane(self, lane: _Lane) -> None:
+        workers = [
+            asyncio.create_task(self._worker(lane), name=f"{lane.service.name}-worker-{n}")
+            for n in range(self._settings.workers_per_service)
+        ]
+        try:
+            await self._produce(lane)
+            await lane.queue.join()
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    # --- producer ------------------------------------------------------------------------
+
+    async def _produce(self, lane: _Lane) -> None:
+        streams = [(job, self._tasks_to_send(job, lane.service.name)) for job in self._jobs]
+        skipped = 0
+        while streams and not self._stopping.is_set():
+            still_open = []
+            for job, stream in streams:
+                item = next(stream, None)
+                if item is None:
+                    continue
+                still_open.append((job, stream))
+                task, decision = item
+                if decision is not Decision.SEND:
+                    job.held[(lane.service.name, decision)] += 1
+                    skipped += 1
+                    if skipped % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
+                    continue
+                await lane.queue.put((job, task))
+                if self._stopping.is_set():
+                    break
+            streams = still_open
+        if self._stopping.is_set():
+            self._count_left_unread(lane, streams)
+
+    def _tasks_to_send(self, job: Job, service: str) -> Iterator[tuple[Task, Decision]]:
+        rules = self._settings.rules
+        for task in job.manifest.tasks():
+            if task.service != service:
+                continue
+            state = job.replay.state_of(task.key)
+            yield task, decide(state, task.service, task.session_id, rules)
+
+    def _count_left_unread(
+        self, lane: _Lane, streams: list[tuple[Job, Iterator[tuple[Task, Decision]]]]
+    ) -> None:
+        # A stopped run still reports how many tasks it left: finish reading (cheap, no I/O
+        # but the manifest) so that the summary and exit code 75 are exact.
+        for job, stream in streams:
+            for _, decision in stream:
+                if decision is Decision.SEND:
+                    job.left[lane.service.name] += 1
+                else:
+                    job.held[(lane.service.name, decision)] += 1
+
+    # --- workers -------------------------------------------------------------------------
+
+    async def _worker(self, lane: _Lane) -> None:
+        while True:
+            job, task = await lane.queue.get()
+            try:
+                if self._stopping.is_set():
+                    job.left[lane.service.name] += 1
+                else:
+                    await self._settle(lane, job, task)
+            finally:
+                lane.queue.task_done()
+
+    async def _settle(self, lane: _Lane, job: Job, task: Task) -> None:
+        """Send one task until it ends: submitted, duplicate, failed, in doubt, or left."""
+        budget = RetryBudget(self._settings.retry, self._rng)
+        first_attempt = job.replay.last_attempt(task.key) + 1
+        while True:
+            await lane.limiter.acquire()
+            if self._stopping.is_set() and budget.attempts_made == 0:
+                job.left[lane.service.name] += 1
+                return
+            attempt = first_attempt + budget.attempts_made
+            await job.ledger.sending(task.key, task.service, attempt, task.session_id)
+            outcome = await self._client.create_task(lane.service, task.params)
+            code = "ok" if isinstance(outcome, Accepted) else outcome.code
+            self._observer.request_answered(job, lane.service.name, code)
+            result = await self._record(lane, job, task, outcome, budget)
+            if result is not None:
+                job.results[(lane.service.name, result)] += 1
+                self._observer.task_settled(job, lane.service.name, result)
+                return
+            if await self._stopped_during(budget.delay()):
+                await job.ledger.failed(
+                    task.key, task.service, code,
+                    f"run stopped before retrying: {_message(outcome)}", True, _request_id(outcome),
+                )
+                job.results[(lane.service.name, Result.FAILED)] += 1
+                self._observer.task_settled(job, lane.service.name, Result.FAILED)
+                return
+
+    async def _record(
+        self,
+        lane: _Lane,
+        job: Job,
+        task: Task,
+        outcome: Accepted | ApiError | TransportError,
+        budget: RetryBudget,
+    ) -> Result | None:
+        """Write what the outcome settles; None means "try again"."""
+        ledger = job.ledger
+        if isinstance(outcome, Accepted):
+            await ledger.submitted(
+                task.key, task.service, outcome.task_id, outcome.request_id, task.session_id
+            )
+            return Result.SUBMITTED
+        if isinstance(outcome, TransportError):
+            if outcome.may_have_reached_server and not is_resend_safe(
+                task.service, task.session_id
+            ):
+                # The task may exist: its last line stays `sending`, so the next run reports it.
+                log.warning("%s task %s in doubt after %s (%s)", task.service, task.key,
+                            outcome.code, outcome.message)
+                return Result.IN_DOUBT
+            if budget.failed():
+                return None
+            await ledger.failed(
+                task.key, task.service, outcome.code, outcome.message, True, None
+            )
+            return Result.FAILED
+        if outcome.error_class is ErrorClass.DUPLICATE:
+            await ledger.duplicate(task.key, task.service, outcome.request_id, task.session_id)
+            return Result.DUPLICATE
+        if outcome.error_class is ErrorClass.RETRYABLE:
+            if is_throttling(outcome.code):
+                lane.limiter.throttled()
+                may_retry = budget.throttled()
+            else:
+                may_retry = budget.failed()
+            if may_retry:
+                return None
+            await ledger.failed(
+                task.key, task.service, outcome.code, outcome.message, True, outcome.request_id
+            )
+            return Result.FAILED
+        if outcome.error_class is ErrorClass.RUN_STOPPING:
+            # Recorded as retryable: once the account is fixed, the next run sends it again.
+            await ledger.failed(
+                task.key, task.service, outcome.code, outcome.message, True, outcome.request_id
+            )
+            self.request_stop(
+                StopCause(StopReason.RUN_STOPPING_ERROR, f"{outcome.code}: {outcome.message}")
+            )
+            return Result.FAILED
+        await ledger.failed(
+            task.key, task.service, outcome.code, outcome.message, False, outcome.request_id
+        )
+        return Result.FAILED
+
+    async def _stopped_during(self, seconds: float) -> bool:
+        """Sleep `seconds` unless the run is stopped first; True if it was."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        return self._stopping.is_set()
+
+    # --- signals -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _signal_handlers(self, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+        if not self._settings.handle_signals:
+            yield
+            return
+        handled = {signal.SIGINT: StopReason.SIGINT, signal.SIGTERM: StopReason.SIGTERM}
+        for signum, reason in handled.items():
+            loop.add_signal_handler(signum, self._on_signal, StopCause(reason))
+        try:
+            yield
+        finally:
+            for signum in handled:
+                loop.remove_signal_handler(signum)
+
+    def _on_signal(self, cause: StopCause) -> None:
+        if self._stopping.is_set() and cause.reason is StopReason.SIGINT:
+            # A second Ctrl-C: do not wait for in-flight requests (their tasks stay in doubt,
+            # which the next run resolves), but the ledger lines already written are durable.
+            log.warning("second SIGINT: abandoning requests in flight")
+            self._abandoned = True
+            if self._lanes_done is not None:
+                self._lanes_done.cancel()
+            return
+        self.request_stop(cause)
+
+
+def _message(outcome: ApiError | TransportError | Accepted) -> str:
+    return "" if isinstance(outcome, Accepted) else outcome.message
+
+
+def _request_id(outcome: ApiError | TransportError | Accepted) -> str | None:
+    return outcome.request_id if isinstance(outcome, ApiError | Accepted) else None

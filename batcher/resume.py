@@ -1,0 +1,89 @@
+"""Which tasks a run sends, given what the ledger says of them (SPEC §6, "On the next submit").
+
+Done tasks (`submitted`, `duplicate`) are skipped; a `failed` task whose error was retryable is
+sent again, a permanent failure only with `--retry-failed`; a task in doubt (last line `sending`)
+is sent again when its service dedups by SessionId and it carries one (vod), otherwise it is
+held and reported, and sent only with `--resend-in-doubt`. `plan` and `submit` share this rule.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from dataclasses import dataclass, field
+
+from batcher.ledger import LedgerReplay, TaskState
+from batcher.manifest import Manifest
+from batcher.services import get_service
+
+
+class Decision(enum.StrEnum):
+    SEND = "send"
+    DONE = "done"
+    HOLD_FAILED = "held_failed"
+    """A permanent failure, not sent again without --retry-failed."""
+    HOLD_IN_DOUBT = "held_in_doubt"
+    """Possibly created already and not protected by a SessionId: needs --resend-in-doubt."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRules:
+    retry_failed: bool = False
+    resend_in_doubt: bool = False
+
+
+def is_resend_safe(service: str, session_id: str | None) -> bool:
+    """True when sending the task twice cannot create two tasks (the server dedups it)."""
+    return get_service(service).dedups_session_id and bool(session_id)
+
+
+def decide(state: TaskState, service: str, session_id: str | None, rules: ResumeRules) -> Decision:
+    """What this run does with a task the ledger knows in `state`."""
+    if state.is_done:
+        return Decision.DONE
+    if state is TaskState.FAILED_PERMANENT and not rules.retry_failed:
+        return Decision.HOLD_FAILED
+    if (
+        state is TaskState.IN_DOUBT
+        and not rules.resend_in_doubt
+        and not is_resend_safe(service, session_id)
+    ):
+        return Decision.HOLD_IN_DOUBT
+    return Decision.SEND
+
+
+@dataclass(slots=True)
+class ServicePlan:
+    """How many tasks of one service fall under each decision."""
+
+    decisions: Counter[Decision] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return sum(self.decisions.values())
+
+    @property
+    def to_send(self) -> int:
+        return self.decisions[Decision.SEND]
+
+    @property
+    def done(self) -> int:
+        return self.decisions[Decision.DONE]
+
+    @property
+    def held(self) -> int:
+        return self.decisions[Decision.HOLD_FAILED] + self.decisions[Decision.HOLD_IN_DOUBT]
+
+
+def plan_manifest(
+    manifest: Manifest, ledger: LedgerReplay, rules: ResumeRules
+) -> dict[str, ServicePlan]:
+    """One streaming pass: each service's tasks counted by what this run would do with them."""
+    plans: dict[str, ServicePlan] = {}
+    for task in manifest.tasks():
+        plan = plans.get(task.service)
+        if plan is None:
+            plan = plans[task.service] = ServicePlan()
+        state = ledger.state_of(task.key)
+        plan.decisions[decide(state, task.service, task.session_id, rules)] += 1
+    return plans

@@ -1,0 +1,92 @@
+"""`batcher status`: how many tasks stand in each state, and the failures grouped by error code.
+
+From a ledger alone, the states are those of the keys it has seen. With a manifest, every task
+of the manifest is counted, so tasks never sent show as `pending`, and ledger keys that the
+manifest no longer has (an edited manifest) are left out.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batcher.ledger import FailureGroup, TaskState, replay
+from batcher.manifest import Manifest
+from batcher.report import render_table
+
+STATE_NAMES = {
+    TaskState.PENDING: "pending",
+    TaskState.SUBMITTED: "submitted",
+    TaskState.DUPLICATE: "duplicate",
+    TaskState.IN_DOUBT: "in_doubt",
+    TaskState.FAILED_RETRYABLE: "failed_retryable",
+    TaskState.FAILED_PERMANENT: "failed_permanent",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    ledger: str
+    manifest: str | None
+    states: dict[str, dict[str, int]]
+    """service → state name → tasks."""
+    failures: list[FailureGroup]
+    torn_lines: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ledger": self.ledger,
+            "manifest": self.manifest,
+            "services": self.states,
+            "failures": [
+                {"code": f.code, "count": f.count, "retryable": f.retryable, "example": f.example}
+                for f in self.failures
+            ],
+            "torn_lines": self.torn_lines,
+        }
+
+
+def status_report(ledger_path: Path, manifest: Manifest | None) -> StatusReport:
+    ledger = replay(ledger_path)
+    if manifest is None:
+        states = {
+            service: {STATE_NAMES[state]: n for state, n in counts.items() if n}
+            for service, counts in ledger.counts_by_service().items()
+        }
+    else:
+        tally: dict[str, Counter[str]] = {}
+        for task in manifest.tasks():
+            state = ledger.state_of(task.key)
+            tally.setdefault(task.service, Counter())[STATE_NAMES[state]] += 1
+        states = {service: dict(counts) for service, counts in sorted(tally.items())}
+    failures = sorted(ledger.failures_by_code().values(), key=lambda f: (-f.count, f.code))
+    return StatusReport(
+        ledger=str(ledger_path),
+        manifest=str(manifest.path) if manifest else None,
+        states=states,
+        failures=failures,
+        torn_lines=ledger.torn_lines,
+    )
+
+
+def render_status(report: StatusReport) -> str:
+    title = report.manifest or report.ledger
+    lines = [f"{title} (ledger {report.ledger})"]
+    columns = [name for name in STATE_NAMES.values()
+               if any(name in counts for counts in report.states.values())]
+    if report.states:
+        lines.extend(render_table(["service", *columns], report.states))
+    else:
+        lines.append("  no tasks")
+    if report.failures:
+        lines.append("failures by error code:")
+        for group in report.failures:
+            again = "sent again by the next submit" if group.retryable == group.count else (
+                "needs --retry-failed" if group.retryable == 0 else
+                f"{group.retryable} sent again by the next submit")
+            lines.append(f"  {group.code}: {group.count} ({again}); e.g. {group.example}")
+    if report.torn_lines:
+        lines.append(f"note: {report.torn_lines} torn or corrupt ledger line(s) were skipped")
+    return "\n".join(lines)

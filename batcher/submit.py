@@ -1,0 +1,106 @@
+"""The `submit` command from start to end: validate, lock, replay, run, summarise, exit code.
+
+Order matters and is the contract: every manifest is validated before anything is sent (a bad
+one exits 2 with nothing sent); credentials are checked next; then each ledger is locked (a held
+one exits 3 at once) and replayed; only then does the pipeline start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from batcher.client import AigcClient, ClientSettings
+from batcher.credentials import Credentials
+from batcher.exit_codes import ExitCode
+from batcher.ledger import LedgerWriter, open_ledger, replay
+from batcher.manifest import Manifest
+from batcher.pipeline import Job, Pipeline, RunObserver, RunResult, RunSettings, StopReason
+from batcher.progress import BarProgress, LineProgress, ObserverGroup
+from batcher.report import JobSummary, summarize_job
+from batcher.resume import plan_manifest
+
+log = logging.getLogger("batcher")
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOptions:
+    manifests: Sequence[tuple[Manifest, Path]]
+    """Each validated manifest with the ledger it settles in."""
+    client: ClientSettings
+    run: RunSettings
+    progress: str = "auto"
+    """`bar`, `lines`, `none`, or `auto` (a bar on a terminal, lines otherwise)."""
+    progress_interval: float = 10.0
+    extra_observers: Sequence[RunObserver] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    summaries: list[JobSummary]
+    exit_code: ExitCode
+    stop_detail: str
+
+
+async def run_submit(options: SubmitOptions, credentials: Credentials) -> SubmitResult:
+    """Lock and replay each ledger, run the pipeline, close the ledgers, and judge the run."""
+    async with contextlib.AsyncExitStack() as stack:
+        jobs = []
+        for manifest, ledger_path in options.manifests:
+            writer: LedgerWriter = await open_ledger(ledger_path)
+            stack.push_async_callback(writer.close)
+            jobs.append(Job(str(manifest.path), manifest, replay(ledger_path), writer))
+        observer, closers = _observers(options, jobs)
+        try:
+            async with AigcClient(credentials, options.client) as client:
+                result = await Pipeline(client, jobs, options.run, observer).run()
+        finally:
+            for close in closers:
+                close()
+    return _judge(result)
+
+
+def _observers(
+    options: SubmitOptions, jobs: list[Job]
+) -> tuple[RunObserver, list[Callable[[], None]]]:
+    mode = options.progress
+    if mode == "auto":
+        mode = "bar" if sys.stderr.isatty() else "lines"
+    observers: list[RunObserver] = list(options.extra_observers)
+    closers: list[Callable[[], None]] = []
+    if mode in ("bar", "lines"):
+        to_send = Counter[str]()
+        for job in jobs:
+            for service, plan in plan_manifest(job.manifest, job.replay, options.run.rules).items():
+                to_send[service] += plan.to_send
+        progress: BarProgress | LineProgress = (
+            BarProgress(to_send)
+            if mode == "bar"
+            else LineProgress(to_send, interval=options.progress_interval)
+        )
+        observers.append(progress)
+        closers.append(progress.close)
+    return ObserverGroup(observers), closers
+
+
+def _judge(result: RunResult) -> SubmitResult:
+    summaries = [summarize_job(job) for job in result.jobs]
+    stop = result.stop
+    detail = stop.detail if stop else ""
+    if stop is not None and stop.reason is StopReason.RUN_STOPPING_ERROR:
+        return SubmitResult(summaries, ExitCode.USAGE, detail)
+    if stop is not None and stop.reason is StopReason.SIGINT:
+        return SubmitResult(summaries, ExitCode.SIGINT, detail)
+    if stop is not None and stop.reason is StopReason.SIGTERM:
+        return SubmitResult(summaries, ExitCode.SIGTERM, detail)
+    left = sum(summary.left for summary in summaries)
+    if stop is not None and stop.reason is StopReason.MAX_RUNTIME and left:
+        return SubmitResult(summaries, ExitCode.TIME_LIMIT, detail)
+    not_done = sum(summary.not_done for summary in summaries)
+    return SubmitResult(summaries, ExitCode.TASKS_NOT_DONE if not_done else ExitCode.OK, detail)
+
