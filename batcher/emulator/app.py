@@ -1,0 +1,221 @@
+"""The HTTP face of the emulator: `POST /` for both services, `GET /_emulator/stats` for tests.
+
+`make_app(config)` builds an aiohttp application around one `EmulatorState`. A `POST /` goes
+through the steps of the real endpoint, in this order, and stops at the first that refuses:
+
+1. an injected proxy 502 (`--http-502-rate`): the backend never sees the request;
+2. the common headers and the TC3 signature (`auth.verify`); the credential scope's service
+   (`vod` / `mps`) picks the service, since both share one port;
+3. the service's rolling one-second window (`RequestLimitExceeded`);
+4. injected backend errors (`--fail-code`, `--internal-error-rate`, `--throttle-rate`);
+5. the body against the service's model (`validation.validate`), VOD's SubAppId included;
+6. VOD's SessionId dedup; then the task is created, and possibly the connection dropped
+   (`--drop-after-create-rate`) instead of answering.
+
+Every API answer is HTTP 200 with `Content-Type: application/json` exactly (the official SDK
+recognizes an error body only then) and a `Date` header from the emulator's own clock, after the
+injected latency. The handler does no per-request logging and no work a refusal does not need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from email.utils import formatdate
+from typing import Any
+
+from aiohttp import web
+
+from batcher.emulator.auth import parse, verify
+from batcher.emulator.config import EmulatorConfig
+from batcher.emulator.errors import ApiError, known, request_limit_exceeded
+from batcher.emulator.faults import THROTTLE, FaultInjector
+from batcher.emulator.ratelimit import RollingWindow
+from batcher.emulator.state import (
+    OUTCOME_DROPPED,
+    OUTCOME_HTTP_502,
+    OUTCOME_OK,
+    EmulatorState,
+    RequestRecord,
+)
+from batcher.emulator.validation import validate
+from batcher.models import VodCreateAigcImageTaskRequest
+from batcher.services import SERVICES, Service
+
+STATE_KEY = web.AppKey("batcher_emulator_state", EmulatorState)
+STATS_PATH = "/_emulator/stats"
+JSON_CONTENT_TYPE = "application/json"
+MAX_BODY_BYTES = 10 * 1024 * 1024  # the real API's limit for a POST body
+
+_BAD_GATEWAY_HTML = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+
+
+def make_app(config: EmulatorConfig | None = None) -> web.Application:
+    """A fresh emulator (its own state) as an aiohttp application."""
+    config = config or EmulatorConfig()
+    state = EmulatorState(config)
+    endpoint = _Endpoint(config, state)
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[STATE_KEY] = state
+    app.router.add_post("/", endpoint.handle)
+    app.router.add_get(STATS_PATH, endpoint.stats)
+
+    async def close_state(_: web.Application) -> None:
+        state.close()
+
+    app.on_cleanup.append(close_state)
+    return app
+
+
+class _Endpoint:
+    """The request handlers, with the per-instance machinery they share."""
+
+    __slots__ = ("_date_second", "_date_text", "config", "faults", "state", "windows")
+
+    def __init__(self, config: EmulatorConfig, state: EmulatorState) -> None:
+        self.config = config
+        self.state = state
+        self.faults = FaultInjector(config.faults)
+        self.windows = {
+            name: RollingWindow(config.rate_for(service)) for name, service in SERVICES.items()
+        }
+        self._date_second = -1
+        self._date_text = ""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        config = self.config
+        arrived = config.monotonic()
+        now = config.now()
+        headers = request.headers
+        auth = parse(headers.get("Authorization"))
+        service_name = auth.service if auth is not None and auth.service in SERVICES else None
+        if service_name is not None:
+            # Before any await, so that arrivals reach the meter in order.
+            self.state.counters[service_name].peak.observe(arrived)
+        body = await request.read()
+
+        # One RequestId per request, in the answer and in the record (None for a proxy's 502).
+        request_id = str(uuid.uuid4())
+
+        def done(code: str, session_id: str | None = None, task_id: str | None = None) -> None:
+            rid = None if code == OUTCOME_HTTP_502 else request_id
+            self.state.record(
+                RequestRecord(arrived, now, service_name, code, session_id, task_id, rid)
+            )
+
+        if self.faults.http_502():
+            done(OUTCOME_HTTP_502)
+            return await self._answer(_bad_gateway(self._date(now)))
+
+        verdict = verify(headers=headers, body=body, auth=auth, config=config, now=now)
+        if isinstance(verdict, ApiError):
+            done(verdict.code)
+            return await self._error(verdict, request_id, now)
+        service = verdict
+
+        window = self.windows[service.name]
+        refused = window.admit(config.monotonic())
+        if refused is not None:
+            error = request_limit_exceeded(refused, window.limit)
+            done(error.code)
+            return await self._error(error, request_id, now)
+
+        injected = self.faults.backend_error()
+        if injected is not None:
+            error = self._injected(injected, service)
+            done(error.code)
+            return await self._error(error, request_id, now)
+
+        parsed = validate(service, body, headers.get("Content-Type", ""), config.sub_app_ids)
+        if isinstance(parsed, ApiError):
+            done(parsed.code)
+            return await self._error(parsed, request_id, now)
+
+        session_id: str | None = None
+        if isinstance(parsed, VodCreateAigcImageTaskRequest):
+            session_id = parsed.SessionId or None  # "" means: no dedup
+            prefix = parsed.SubAppId
+        else:
+            prefix = config.mps_task_prefix
+        if service.dedups_session_id and session_id is not None:
+            if self.state.sessions.is_duplicate(session_id, now):
+                error = known("InvalidParameterValue.SessionId")
+                done(error.code, session_id)
+                return await self._error(error, request_id, now)
+            self.state.sessions.remember(session_id, now)
+
+        task_id = f"{prefix}-AigcImage-{uuid.uuid4().hex}"
+        if self.faults.drop_after_create():
+            done(OUTCOME_DROPPED, session_id, task_id)
+            return await self._drop(request)
+        done(OUTCOME_OK, session_id, task_id)
+        answer = {"Response": {"TaskId": task_id, "RequestId": request_id}}
+        return await self._answer(self._json(answer, now))
+
+    async def stats(self, request: web.Request) -> web.Response:
+        include_sessions = request.query.get("sessions", "1").lower() not in ("0", "false", "no")
+        payload = self.state.stats(include_sessions=include_sessions)
+        return self._json(payload, self.config.now())
+
+    # --- answers ---------------------------------------------------------------------------
+
+    def _injected(self, code: str, service: Service) -> ApiError:
+        if code == THROTTLE:
+            limit = self.windows[service.name].limit or service.rate_cap
+            count = max(self.windows[service.name].count(self.config.monotonic()), limit) + 1
+            return request_limit_exceeded(count, limit)
+        return known(code)
+
+    async def _error(self, error: ApiError, request_id: str, now: float) -> web.StreamResponse:
+        payload = {
+            "Response": {
+                "Error": {"Code": error.code, "Message": error.message},
+                "RequestId": request_id,
+            }
+        }
+        return await self._answer(self._json(payload, now))
+
+    async def _answer(self, response: web.StreamResponse) -> web.StreamResponse:
+        delay = self.faults.latency()
+        if delay > 0.0:
+            await asyncio.sleep(delay)
+        return response
+
+    async def _drop(self, request: web.Request) -> web.StreamResponse:
+        """Close the connection without a byte of answer, as a crashed backend would."""
+        delay = self.faults.latency()
+        if delay > 0.0:
+            await asyncio.sleep(delay)
+        if request.transport is not None:
+            request.transport.close()
+        # aiohttp sees the closed transport and writes nothing of this response.
+        return web.Response(status=200)
+
+    def _json(self, payload: dict[str, Any], now: float) -> web.Response:
+        # `body=` bytes with an explicit header: aiohttp would append "; charset=utf-8" to a
+        # `text=` or `json_response`, and the SDK then no longer recognizes an error body.
+        return web.Response(
+            body=json.dumps(payload, separators=(",", ":")).encode(),
+            headers={"Content-Type": JSON_CONTENT_TYPE, "Date": self._date(now)},
+        )
+
+    def _date(self, now: float) -> str:
+        """The HTTP `Date` of `now`, formatted once per second."""
+        second = int(now)
+        if second != self._date_second:
+            self._date_second = second
+            self._date_text = formatdate(second, usegmt=True)
+        return self._date_text
+
+
+def _bad_gateway(date: str) -> web.Response:
+    return web.Response(
+        status=502,
+        body=_BAD_GATEWAY_HTML,
+        headers={"Content-Type": "text/html", "Date": date},
+    )

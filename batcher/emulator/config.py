@@ -1,0 +1,110 @@
+"""The emulator's settings: one frozen `EmulatorConfig` (with its `FaultConfig`), nothing else.
+
+Everything the emulator does differently from run to run is decided here, once, by whoever starts
+it (the `batcher emulator` command or a test); the handlers only read it. The clocks are
+injectable callables so that a test can move time (three days for SessionId expiry, or a skewed
+server clock) without sleeping.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from batcher.services import Service
+
+DEFAULT_SECRET_ID = "AKIDbatcherEmulator0000000000000000"
+DEFAULT_SECRET_KEY = "batcher-emulator-secret-key"  # a public test key, not a secret
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+MAX_TIMESTAMP_SKEW_SECONDS = 300
+"""The real API refuses a signature whose timestamp is more than five minutes off."""
+DEDUP_WINDOW_SECONDS = 3 * 24 * 3600
+"""VOD refuses a SessionId used by a task created in the last three days."""
+DEFAULT_MAX_RECORDS = 200_000
+"""Request records kept in memory (about 75 MB); the counters of `/_emulator/stats` never forget."""
+
+Clock = Callable[[], float]
+
+
+def _check_share(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a share between 0 and 1, got {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class FaultConfig:
+    """Injected faults; every share is a probability per request, all off by default.
+
+    With a `seed`, the same sequence of requests meets the same faults.
+    """
+
+    seed: int | None = None
+    internal_error_rate: float = 0.0
+    throttle_rate: float = 0.0
+    http_502_rate: float = 0.0
+    drop_after_create_rate: float = 0.0
+    latency_ms: tuple[float, float] = (0.0, 0.0)
+    """Uniform delay range (low, high) before each answer, in milliseconds."""
+    fail_codes: tuple[tuple[str, float], ...] = ()
+    """(error code, share) pairs answered instead of processing the request."""
+
+    def __post_init__(self) -> None:
+        _check_share("internal_error_rate", self.internal_error_rate)
+        _check_share("throttle_rate", self.throttle_rate)
+        _check_share("http_502_rate", self.http_502_rate)
+        _check_share("drop_after_create_rate", self.drop_after_create_rate)
+        for code, share in self.fail_codes:
+            if not code:
+                raise ValueError("a fail code must not be empty")
+            _check_share(f"the share of {code}", share)
+        low, high = self.latency_ms
+        if not 0.0 <= low <= high:
+            raise ValueError(f"latency_ms must be 0 <= low <= high, got {self.latency_ms}")
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    """How one emulator instance behaves. Immutable: build a new one to change anything."""
+
+    secret_id: str = DEFAULT_SECRET_ID
+    secret_key: str = field(default=DEFAULT_SECRET_KEY, repr=False)
+    rate: int | None = None
+    """Requests per rolling second per service; None = the registry's cap (20), 0 = unlimited."""
+    sub_app_ids: frozenset[int] = frozenset()
+    """The VOD SubAppIds that exist; empty = any positive integer."""
+    clock_skew: float = 0.0
+    """Seconds added to `clock` to get the emulator's notion of now (timestamps, Date header)."""
+    faults: FaultConfig = FaultConfig()
+    log_path: Path | None = None
+    """When set, one JSON line per request is appended to this file."""
+    host: str = DEFAULT_HOST
+    port: int = 0
+    """0 = let the OS pick a free port."""
+    max_records: int | None = DEFAULT_MAX_RECORDS
+    """In-memory request records kept (oldest dropped first); None = unbounded."""
+    mps_task_prefix: int = 4
+    """The number before `-AigcImage-` in MPS TaskIds (the API's own example shows 4)."""
+    clock: Clock = field(default=time.time, repr=False, compare=False)
+    """Wall clock (Unix seconds) before `clock_skew` is added."""
+    monotonic: Clock = field(default=time.monotonic, repr=False, compare=False)
+    """Clock of the rate windows and of the records' `mono` field."""
+
+    def __post_init__(self) -> None:
+        if self.rate is not None and self.rate < 0:
+            raise ValueError(f"rate must be >= 0 (0 = unlimited), got {self.rate}")
+        if any(sub_app_id <= 0 for sub_app_id in self.sub_app_ids):
+            raise ValueError("every SubAppId must be a positive integer")
+        if not self.secret_id or not self.secret_key:
+            raise ValueError("the secret id and the secret key must not be empty")
+
+    def rate_for(self, service: Service) -> int:
+        """The cap applied to `service`: requests per rolling second, 0 = unlimited."""
+        return service.rate_cap if self.rate is None else self.rate
+
+    def now(self) -> float:
+        """The emulator's wall clock, skew included."""
+        return self.clock() + self.clock_skew
