@@ -312,7 +312,9 @@ class Pipeline:
             )
             return Result.FAILED
         if outcome.error_class is ErrorClass.DUPLICATE:
-            await ledger.duplicate(task.key, task.service, outcome.request_id, task.session_id)
+            await ledger.duplicate(
+                task.key, task.service, outcome.request_id or "", task.session_id or ""
+            )
             return Result.DUPLICATE
         if outcome.error_class is ErrorClass.RETRYABLE:
             if is_throttling(outcome.code):

@@ -52,7 +52,7 @@ async def run_submit(options: SubmitOptions, credentials: Credentials) -> Submit
     async with contextlib.AsyncExitStack() as stack:
         jobs = []
         for manifest, ledger_path in options.manifests:
-            writer: LedgerWriter = await open_ledger(ledger_path)
+            writer: LedgerWriter = open_ledger(ledger_path)
             stack.push_async_callback(writer.close)
             jobs.append(Job(str(manifest.path), manifest, replay(ledger_path), writer))
         observer, closers = _observers(options, jobs)

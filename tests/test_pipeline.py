@@ -1,0 +1,177 @@
+"""SPEC §5 pipeline: rate cap, error classes, retries, ambiguity, run-stopping errors.
+
+The real pipeline and client run in-process against the real emulator over loopback; the
+emulator's own records are the witness of what reached the "server".
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from batcher.client import ClientSettings
+from batcher.credentials import Credentials
+from batcher.emulator.config import EmulatorConfig, FaultConfig
+from batcher.emulator.runner import running_emulator
+from batcher.emulator.state import max_in_rolling_second
+from batcher.exit_codes import ExitCode
+from batcher.manifest import load_manifest
+from batcher.pipeline import RunSettings
+from batcher.resume import ResumeRules
+from batcher.retry import RetryPolicy
+from batcher.submit import SubmitOptions, SubmitResult, run_submit
+from tests.helpers import SECRET_ID, SECRET_KEY, event_counts, read_ledger, write_manifest
+
+CREDENTIALS = Credentials(SECRET_ID, SECRET_KEY)
+FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
+
+
+def emulator_config(**overrides) -> EmulatorConfig:
+    overrides.setdefault("rate", 0)
+    return EmulatorConfig(secret_id=SECRET_ID, secret_key=SECRET_KEY, **overrides)
+
+
+async def submit(manifest: Path, url: str, *, credentials: Credentials = CREDENTIALS,
+                 rate: float = 0, retry: RetryPolicy = FAST_RETRY,
+                 rules: ResumeRules | None = None, max_runtime: float | None = None,
+                 ledger: Path | None = None) -> SubmitResult:
+    loaded = load_manifest(manifest)
+    loaded.validate()
+    options = SubmitOptions(
+        manifests=[(loaded, ledger or manifest.with_suffix(".ledger.jsonl"))],
+        client=ClientSettings(endpoint=url, request_timeout=5),
+        run=RunSettings(rate=rate, retry=retry, rules=rules or ResumeRules(),
+                        max_runtime=max_runtime, handle_signals=False, seed=1),
+        progress="none",
+    )
+    return await run_submit(options, credentials)
+
+
+def ledger_of(manifest: Path) -> Path:
+    return manifest.with_suffix(".ledger.jsonl")
+
+
+async def test_every_task_is_sent_once_and_recorded_submitted(tmp_path):
+    manifest = write_manifest(tmp_path, vod=20, mps=15)
+    async with running_emulator(emulator_config()) as emulator:
+        result = await submit(manifest, emulator.url)
+        stats = emulator.stats()["services"]
+    assert result.exit_code is ExitCode.OK
+    assert event_counts(ledger_of(manifest)) == {"submitted": 35}
+    assert (stats["vod"]["created"], stats["mps"]["created"]) == (20, 15)
+    vod_sessions = {r["session_id"] for r in read_ledger(ledger_of(manifest))
+                    if r["service"] == "vod" and r["event"] == "submitted"}
+    assert len(vod_sessions) == 20 and all(s and len(s) <= 50 for s in vod_sessions)
+
+
+async def test_no_rolling_second_holds_more_than_the_cap_per_service(tmp_path):
+    manifest = write_manifest(tmp_path, vod=45, mps=45)
+    async with running_emulator(emulator_config(rate=20)) as emulator:
+        result = await submit(manifest, emulator.url, rate=20)
+        records = emulator.records
+    assert result.exit_code is ExitCode.OK
+    for service in ("vod", "mps"):
+        times = sorted(r.mono for r in records if r.service == service)
+        assert len(times) == 45
+        assert max_in_rolling_second(times) <= 20
+    assert not [r for r in records if r.code != "ok"], "the server never had to throttle"
+
+
+async def test_throttling_slows_down_and_every_task_still_gets_through(tmp_path):
+    manifest = write_manifest(tmp_path, vod=10, mps=10)
+    faults = FaultConfig(throttle_rate=0.4, seed=7)
+    async with running_emulator(emulator_config(faults=faults)) as emulator:
+        result = await submit(manifest, emulator.url)
+        throttled = [r for r in emulator.records if r.code == "RequestLimitExceeded"]
+    assert result.exit_code is ExitCode.OK
+    assert event_counts(ledger_of(manifest)) == {"submitted": 20}
+    assert throttled, "the fault injection did throttle some requests"
+
+
+async def test_permanent_error_is_recorded_once_and_not_retried(tmp_path):
+    manifest = write_manifest(tmp_path, vod=3, mps=3)
+    faults = FaultConfig(fail_codes=(("FailedOperation", 1.0),))
+    async with running_emulator(emulator_config(faults=faults)) as emulator:
+        result = await submit(manifest, emulator.url)
+        requests = len(emulator.records)
+    assert result.exit_code is ExitCode.TASKS_NOT_DONE
+    assert requests == 6
+    failures = [r for r in read_ledger(ledger_of(manifest)) if r["event"] == "failed"]
+    assert len(failures) == 6
+    assert all(r["error"] == {"code": "FailedOperation", "message": r["error"]["message"],
+                              "retryable": False} for r in failures)
+
+
+async def test_retryable_error_is_retried_up_to_max_attempts_then_failed_retryable(tmp_path):
+    manifest = write_manifest(tmp_path, vod=2, mps=2)
+    faults = FaultConfig(internal_error_rate=1.0)
+    async with running_emulator(emulator_config(faults=faults)) as emulator:
+        result = await submit(manifest, emulator.url)
+        requests = len(emulator.records)
+    assert result.exit_code is ExitCode.TASKS_NOT_DONE
+    assert requests == 4 * FAST_RETRY.max_attempts
+    ledger = read_ledger(ledger_of(manifest))
+    assert [r["attempt"] for r in ledger if r["event"] == "sending"].count(3) == 4
+    assert all(r["error"]["retryable"] for r in ledger if r["event"] == "failed")
+
+
+async def test_account_wide_refusal_stops_the_run_with_exit_2(tmp_path):
+    manifest = write_manifest(tmp_path, vod=200, mps=0)
+    wrong = Credentials(SECRET_ID, "wrong-key")
+    async with running_emulator(emulator_config()) as emulator:
+        result = await submit(manifest, emulator.url, credentials=wrong, rate=20)
+        requests = len(emulator.records)
+    assert result.exit_code is ExitCode.USAGE
+    assert "AuthFailure.SignatureFailure" in result.stop_detail
+    assert requests <= 3, "stopped at once instead of failing every task"
+    assert "submitted" not in event_counts(ledger_of(manifest))
+
+
+async def test_dropped_connection_vod_is_retried_and_deduped_mps_is_left_in_doubt(tmp_path):
+    manifest = write_manifest(tmp_path, vod=5, mps=5)
+    faults = FaultConfig(drop_after_create_rate=1.0)
+    async with running_emulator(emulator_config(faults=faults)) as emulator:
+        result = await submit(manifest, emulator.url)
+        stats = emulator.stats()["services"]
+    assert result.exit_code is ExitCode.TASKS_NOT_DONE
+    states = read_ledger(ledger_of(manifest))
+    last = {r["key"]: r for r in states}
+    vod = [r for r in last.values() if r["service"] == "vod"]
+    mps = [r for r in last.values() if r["service"] == "mps"]
+    assert {r["event"] for r in vod} == {"duplicate"}, "resent under its SessionId: deduped"
+    assert {r["event"] for r in mps} == {"sending"}, "mps: in doubt, not resent"
+    assert stats["vod"]["created"] == 5 and stats["mps"]["created"] == 5
+    assert result.summaries[0].services["mps"]["in_doubt"] == 5
+
+
+async def test_connection_refused_is_retried_on_both_services_and_never_in_doubt(tmp_path):
+    manifest = write_manifest(tmp_path, vod=1, mps=1)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = await submit(manifest, f"http://127.0.0.1:{port}")
+    ledger = read_ledger(ledger_of(manifest))
+    assert result.exit_code is ExitCode.TASKS_NOT_DONE
+    assert sum(r["event"] == "sending" for r in ledger) == 2 * FAST_RETRY.max_attempts
+    assert {r["event"] for r in ledger if r["event"] != "sending"} == {"failed"}
+    assert all(r["error"]["code"] == "NetworkError" and r["error"]["retryable"]
+               for r in ledger if r["event"] == "failed")
+
+
+async def test_server_clock_ahead_is_corrected_and_all_tasks_go_through(tmp_path):
+    manifest = write_manifest(tmp_path, vod=3, mps=3)
+    async with running_emulator(emulator_config(clock_skew=900.0)) as emulator:
+        result = await submit(manifest, emulator.url)
+    assert result.exit_code is ExitCode.OK
+    assert event_counts(ledger_of(manifest)) == {"submitted": 6}
+
+
+async def test_max_runtime_stops_in_time_and_exits_75_with_tasks_left(tmp_path):
+    manifest = write_manifest(tmp_path, vod=60, mps=0)
+    async with running_emulator(emulator_config(rate=5)) as emulator:
+        result = await submit(manifest, emulator.url, rate=5, max_runtime=1.0)
+    assert result.exit_code is ExitCode.TIME_LIMIT
+    counts = event_counts(ledger_of(manifest))
+    assert 3 <= counts["submitted"] <= 7
+    assert set(counts) == {"submitted"}, "in-flight requests were settled, none left in doubt"
+    assert result.summaries[0].left == 60 - counts["submitted"]
