@@ -20,7 +20,7 @@ LOGGER_NAME = "batcher"
 
 
 class _UtcTextFormatter(logging.Formatter):
-    converter = time.gmtime
+    converter = staticmethod(time.gmtime)  # type: ignore[assignment]
 
     def __init__(self, with_time: bool) -> None:
         fmt = "%(asctime)s %(levelname)s %(message)s" if with_time else "batcher: %(message)s"
@@ -28,7 +28,7 @@ class _UtcTextFormatter(logging.Formatter):
 
 
 class _JsonFormatter(logging.Formatter):
-    converter = time.gmtime
+    converter = staticmethod(time.gmtime)  # type: ignore[assignment]
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -53,14 +53,15 @@ def configure_logging(
     """Set up the `batcher` logger once for this process and return it."""
     stream = stream if stream is not None else sys.stderr
     logger = logging.getLogger(LOGGER_NAME)
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+        old.close()
     logger.propagate = False
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    handler: logging.Handler
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler = logging.FileHandler(log_file, encoding="utf-8")
         with_time = True
     else:
         handler = logging.StreamHandler(stream)

@@ -104,7 +104,8 @@ def _hints(summary: JobSummary) -> list[str]:
 
 
 def render_table(header: list[str], rows: Mapping[str, Mapping[str, int]]) -> list[str]:
-    body = [[name, *(str(counts.get(col, 0)) for col in header[1:])] for name, counts in rows.items()]
+    body = [[name, *(str(counts.get(column, 0)) for column in header[1:])]
+            for name, counts in rows.items()]
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     return [
         "  " + "  ".join(cell.rjust(width) if i else cell.ljust(width)
@@ -145,7 +146,8 @@ class PlanReport:
 def render_plan(report: PlanReport) -> str:
     rows = report.rows()
     if len(rows) > 1:
-        rows["total"] = {k: sum(r[k] for r in rows.values()) for k in ("tasks", "done", "to_send", "held")}
+        columns = ("tasks", "done", "to_send", "held")
+        rows["total"] = {column: sum(row[column] for row in rows.values()) for column in columns}
     lines = [f"{report.manifest} (batch {report.batch}, ledger {report.ledger})"]
     lines.extend(render_table(["service", "tasks", "done", "to_send", "held"], rows))
     lines.append(

@@ -159,12 +159,12 @@ async def test_each_request_is_signed_when_sent_not_when_created():
     # A client whose clock moves 10 minutes between two calls still signs the second one with
     # the current time: nothing is cached from the first.
     now = [time.time()]
-    async with running_emulator(config()) as emulator:
-        async with AigcClient(CREDENTIALS, ClientSettings(endpoint=emulator.url),
-                              clock=lambda: now[0]) as client:
-            first = await client.create_task(MPS, MPS_PARAMS)
-            now[0] += 600
-            second = await client.create_task(MPS, MPS_PARAMS)
+    async with running_emulator(config()) as emulator, AigcClient(
+        CREDENTIALS, ClientSettings(endpoint=emulator.url), clock=lambda: now[0]
+    ) as client:
+        first = await client.create_task(MPS, MPS_PARAMS)
+        now[0] += 600
+        second = await client.create_task(MPS, MPS_PARAMS)
     assert isinstance(first, Accepted)
     assert isinstance(second, ApiError) and second.code == "AuthFailure.SignatureExpire"
 

@@ -1,4 +1,4 @@
-"""SPEC §2 credentials: environment first, then ~/.tencentcloud/credentials; the key stays hidden."""
+"""SPEC §2 credentials: environment, then ~/.tencentcloud/credentials; the key stays hidden."""
 
 from __future__ import annotations
 

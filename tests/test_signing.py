@@ -93,8 +93,12 @@ def test_credential_scope_uses_the_utc_day_of_the_timestamp():
     # 2023-11-14T23:59:59Z and one second later fall on two days: the scope must follow UTC.
     signer = Signer("AKIDexample", "key")
     common = dict(service="vod", host="h", action="A", version="v", payload=b"{}")
-    before = parse_authorization(signer.sign_headers(timestamp=1700006399, **common)["Authorization"])
-    after = parse_authorization(signer.sign_headers(timestamp=1700006400, **common)["Authorization"])
+
+    def sign(timestamp):
+        return signer.sign_headers(timestamp=timestamp, **common)["Authorization"]
+
+    before = parse_authorization(sign(1700006399))
+    after = parse_authorization(sign(1700006400))
     assert before is not None and after is not None
     assert (before.date, after.date) == ("2023-11-14", "2023-11-15")
     assert before.signed_headers == "content-type;host"
