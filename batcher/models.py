@@ -17,8 +17,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from batcher.services import ServiceName
-
 SESSION_ID_MAX = 50
 SESSION_CONTEXT_MAX = 1000
 MPS_PROMPT_MAX = 1000
@@ -33,7 +31,10 @@ class ApiModel(BaseModel):
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON object the API expects: unset fields left out."""
-        return self.model_dump(exclude_none=True)
+        # What model_dump(exclude_none=True) does, minus its Python-level argument handling:
+        # this runs once per task, a million times for a large batch.
+        wire: dict[str, Any] = self.__pydantic_serializer__.to_python(self, exclude_none=True)
+        return wire
 
 
 # --- VOD 2018-07-17 -------------------------------------------------------------------------
@@ -144,17 +145,17 @@ class MpsCreateAigcImageTaskRequest(ApiModel):
 
 
 RequestModel = VodCreateAigcImageTaskRequest | MpsCreateAigcImageTaskRequest
+RequestModelType = type[VodCreateAigcImageTaskRequest] | type[MpsCreateAigcImageTaskRequest]
 
-REQUEST_MODELS: dict[ServiceName, type[VodCreateAigcImageTaskRequest | MpsCreateAigcImageTaskRequest]]
-REQUEST_MODELS = {
+REQUEST_MODELS: dict[str, RequestModelType] = {
     "vod": VodCreateAigcImageTaskRequest,
     "mps": MpsCreateAigcImageTaskRequest,
 }
 
 
-def request_model(service: str) -> type[VodCreateAigcImageTaskRequest | MpsCreateAigcImageTaskRequest]:
+def request_model(service: str) -> RequestModelType:
     """The request model of `service` ("vod" or "mps")."""
-    return REQUEST_MODELS[service]  # type: ignore[index]
+    return REQUEST_MODELS[service]
 
 
 def field_annotation(model: type[BaseModel], dotted: str) -> Any:
