@@ -104,6 +104,9 @@ def _add_submit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
                         help="progress display (default: a bar on a terminal, lines otherwise)")
     submit.add_argument("--log-format", choices=("text", "json"), default="text")
     submit.add_argument("--log-file", type=Path, help="write log lines here instead of stderr")
+    submit.add_argument("--metrics-file", type=Path, metavar="PATH",
+                        help="write Prometheus text-format metrics here (atomically, every 15 s "
+                        "and at the end), e.g. for node_exporter's textfile collector")
     submit.set_defaults(handler=_submit)
 
 
@@ -129,6 +132,7 @@ def _submit(args: argparse.Namespace) -> int:
             max_runtime=args.max_runtime,
         ),
         progress="none" if args.quiet else args.progress,
+        metrics_file=args.metrics_file,
     )
     result = asyncio.run(run_submit(options, credentials))
     if args.json:

@@ -20,7 +20,7 @@ LOGGER_NAME = "batcher"
 
 
 class _UtcTextFormatter(logging.Formatter):
-    converter = staticmethod(time.gmtime)  # type: ignore[assignment]
+    converter = staticmethod(time.gmtime)
 
     def __init__(self, with_time: bool) -> None:
         fmt = "%(asctime)s %(levelname)s %(message)s" if with_time else "batcher: %(message)s"
@@ -28,7 +28,7 @@ class _UtcTextFormatter(logging.Formatter):
 
 
 class _JsonFormatter(logging.Formatter):
-    converter = staticmethod(time.gmtime)  # type: ignore[assignment]
+    converter = staticmethod(time.gmtime)
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {

@@ -7,6 +7,7 @@ one exits 3 at once) and replayed; only then does the pipeline start.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sys
@@ -20,6 +21,7 @@ from batcher.credentials import Credentials
 from batcher.exit_codes import ExitCode
 from batcher.ledger import LedgerWriter, open_ledger, replay
 from batcher.manifest import Manifest
+from batcher.metrics import RunMetrics
 from batcher.pipeline import Job, Pipeline, RunObserver, RunResult, RunSettings, StopReason
 from batcher.progress import BarProgress, LineProgress, ObserverGroup
 from batcher.report import JobSummary, summarize_job
@@ -37,7 +39,8 @@ class SubmitOptions:
     progress: str = "auto"
     """`bar`, `lines`, `none`, or `auto` (a bar on a terminal, lines otherwise)."""
     progress_interval: float = 10.0
-    extra_observers: Sequence[RunObserver] = ()
+    metrics_file: Path | None = None
+    metrics_interval: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,23 +58,50 @@ async def run_submit(options: SubmitOptions, credentials: Credentials) -> Submit
             writer: LedgerWriter = open_ledger(ledger_path)
             stack.push_async_callback(writer.close)
             jobs.append(Job(str(manifest.path), manifest, replay(ledger_path), writer))
-        observer, closers = _observers(options, jobs)
+        metrics = RunMetrics(options.metrics_file, jobs) if options.metrics_file else None
+        observer, closers = _observers(options, jobs, metrics)
         try:
             async with AigcClient(credentials, options.client) as client:
-                result = await Pipeline(client, jobs, options.run, observer).run()
+                pipeline = Pipeline(client, jobs, options.run, observer)
+                result = await _run_with_metrics(pipeline, metrics, options.metrics_interval)
         finally:
             for close in closers:
                 close()
-    return _judge(result)
+    judged = _judge(result)
+    if metrics is not None:
+        metrics.finish(judged.exit_code)
+        metrics.write()
+    return judged
+
+
+async def _run_with_metrics(
+    pipeline: Pipeline, metrics: RunMetrics | None, interval: float
+) -> RunResult:
+    """Run the pipeline; meanwhile rewrite the metrics file every `interval` seconds."""
+    if metrics is None:
+        return await pipeline.run()
+
+    async def keep_writing() -> None:
+        while True:
+            metrics.write()
+            await asyncio.sleep(interval)
+
+    writer = asyncio.create_task(keep_writing())
+    try:
+        return await pipeline.run()
+    finally:
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
 
 
 def _observers(
-    options: SubmitOptions, jobs: list[Job]
+    options: SubmitOptions, jobs: list[Job], metrics: RunMetrics | None
 ) -> tuple[RunObserver, list[Callable[[], None]]]:
     mode = options.progress
     if mode == "auto":
         mode = "bar" if sys.stderr.isatty() else "lines"
-    observers: list[RunObserver] = list(options.extra_observers)
+    observers: list[RunObserver] = [metrics] if metrics is not None else []
     closers: list[Callable[[], None]] = []
     if mode in ("bar", "lines"):
         to_send = Counter[str]()

@@ -1,0 +1,152 @@
+"""Unattended operation (cron): the CLI run as cron runs it — stdin closed, no terminal, a
+minimal environment — with time limits, log lines, several manifests and a metrics file."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from batcher.emulator.config import FaultConfig
+from batcher.emulator.runner import running_emulator
+from batcher.emulator.state import max_in_rolling_second
+from tests.helpers import cli_env, event_counts, read_ledger, run_cli, write_manifest
+from tests.test_pipeline import emulator_config
+
+TIMESTAMPED = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z (INFO|WARNING|ERROR) ")
+
+
+def metrics_of(path):
+    samples = {}
+    for family in text_string_to_metric_families(path.read_text()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+async def test_unattended_run_writes_timestamped_plain_log_lines(tmp_path):
+    manifest = write_manifest(tmp_path, vod=3, mps=3)
+    async with running_emulator(emulator_config(rate=20, faults=FaultConfig(
+            internal_error_rate=0.3, seed=5))) as emulator:
+        code, stdout, stderr = await run_cli(
+            "submit", str(manifest), "--endpoint", emulator.url, "--progress", "lines")
+    assert code == 0, stderr
+    assert "\r" not in stderr and "\x1b" not in stderr, "no progress bar or colour codes"
+    lines = [line for line in stderr.splitlines() if line]
+    assert all(TIMESTAMPED.match(line) for line in lines), lines
+    assert "exit code 0" in stdout
+
+
+async def test_log_format_json_and_log_file(tmp_path):
+    manifest = write_manifest(tmp_path, vod=2, mps=0)
+    log_file = tmp_path / "logs" / "batcher.log"
+    async with running_emulator(emulator_config(rate=20)) as emulator:
+        code, _, stderr = await run_cli(
+            "submit", str(manifest), "--endpoint", emulator.url, "--max-runtime", "0.01s",
+            "--log-format", "json", "--log-file", str(log_file), "--quiet")
+    assert code in (0, 75)
+    assert stderr == ""
+    entries = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert entries and all({"ts", "level", "message"} <= entry.keys() for entry in entries)
+
+
+async def test_max_runtime_exits_75_and_the_next_run_goes_on(tmp_path):
+    manifest = write_manifest(tmp_path, vod=0, mps=40)
+    async with running_emulator(emulator_config(rate=20)) as emulator:
+        first, _, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
+                                    "--rate", "10", "--max-runtime", "1s", "--quiet")
+        second, _, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
+                                     "--quiet")
+        created = emulator.stats()["services"]["mps"]["created"]
+    assert (first, second) == (75, 0)
+    assert created == 40
+
+
+async def test_missing_credentials_in_cron_environment_is_one_line_exit_2(tmp_path):
+    manifest = write_manifest(tmp_path, vod=1, mps=0)
+    env = cli_env(HOME=str(tmp_path))
+    del env["TENCENTCLOUD_SECRET_ID"], env["TENCENTCLOUD_SECRET_KEY"]
+    code, stdout, stderr = await run_cli("submit", str(manifest), env=env)
+    assert code == 2
+    assert len(stderr.strip().splitlines()) == 1 and "TENCENTCLOUD_SECRET_ID" in stderr
+    assert "Traceback" not in stderr and stdout == ""
+    assert not manifest.with_suffix(".ledger.jsonl").exists()
+
+
+async def test_directory_of_manifests_each_with_its_own_ledger_sharing_the_rate_cap(tmp_path):
+    campaign = tmp_path / "jobs"
+    campaign.mkdir()
+    write_manifest(campaign, vod=0, mps=25, name="week-1")
+    write_manifest(campaign, vod=0, mps=25, name="week-2")
+    (campaign / "extra.csv").write_text("service,Prompt,ModelName\nmps,a csv cat,Hunyuan\n")
+    async with running_emulator(emulator_config(rate=20)) as emulator:
+        code, stdout, stderr = await run_cli(
+            "submit", str(campaign), "--endpoint", emulator.url, "--json")
+        times = sorted(r.mono for r in emulator.records if r.service == "mps")
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert [m["manifest"].rsplit("/", 1)[-1] for m in summary["manifests"]] == [
+        "week-1.yaml", "week-2.yaml", "extra.csv"]
+    assert [m["services"]["mps"]["submitted"] for m in summary["manifests"]] == [25, 25, 1]
+    assert len(times) == 51 and max_in_rolling_second(times) <= 20, "one cap for all manifests"
+    for name in ("week-1", "week-2"):
+        assert event_counts(campaign / f"{name}.ledger.jsonl") == {"submitted": 25}
+    # Fair order: the manifests take turns, so the second one starts within the first second.
+    week_2_first = read_ledger(campaign / "week-2.ledger.jsonl")[0]["ts"]
+    week_1_first = read_ledger(campaign / "week-1.ledger.jsonl")[0]["ts"]
+    assert week_2_first[:19] <= _plus_one_second(week_1_first)
+
+
+def _plus_one_second(ts):
+    from datetime import datetime, timedelta
+
+    moment = datetime.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S") + timedelta(seconds=1)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+async def test_a_csv_included_by_a_yaml_manifest_is_not_submitted_twice(tmp_path):
+    campaign = tmp_path / "jobs"
+    campaign.mkdir()
+    (campaign / "prompts.csv").write_text("Prompt\nfrom the csv\n")
+    (campaign / "main.yaml").write_text(
+        "service: mps\ndefaults: {mps: {ModelName: Hunyuan}}\ncsv: prompts.csv\n")
+    async with running_emulator(emulator_config(rate=20)) as emulator:
+        code, stdout, _ = await run_cli("submit", str(campaign), "--endpoint", emulator.url,
+                                        "--json")
+        created = emulator.stats()["services"]["mps"]["created"]
+    assert code == 0
+    assert [m["manifest"].rsplit("/", 1)[-1] for m in json.loads(stdout)["manifests"]] == [
+        "main.yaml"]
+    assert created == 1
+
+
+async def test_metrics_file_parses_as_prometheus_text_and_keeps_the_last_success(tmp_path):
+    manifest = write_manifest(tmp_path, vod=2, mps=2)
+    metrics_file = tmp_path / "textfile" / "batcher.prom"
+    async with running_emulator(emulator_config(rate=20)) as emulator:
+        code, _, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
+                                   "--quiet", "--metrics-file", str(metrics_file))
+    assert code == 0
+    first = metrics_of(metrics_file)
+    label = str(manifest)
+    assert first[("batcher_tasks", (("manifest", label), ("service", "vod"), ("state", "done")))] == 2
+    assert first[("batcher_requests_total",
+                  (("code", "ok"), ("manifest", label), ("service", "mps")))] == 2
+    assert first[("batcher_run_exit_code", (("manifest", label),))] == 0
+    success = first[("batcher_last_success_timestamp_seconds", (("manifest", label),))]
+    assert success >= first[("batcher_run_start_timestamp_seconds", (("manifest", label),))]
+
+    # A later run that fails keeps the time of the last success, so an alert can fire on it.
+    failing = FaultConfig(fail_codes=(("FailedOperation", 1.0),))
+    write_manifest(tmp_path, vod=3, mps=2)
+    async with running_emulator(emulator_config(rate=20, faults=failing)) as emulator:
+        code, _, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
+                                   "--quiet", "--metrics-file", str(metrics_file))
+    assert code == 1
+    second = metrics_of(metrics_file)
+    assert second[("batcher_run_exit_code", (("manifest", label),))] == 1
+    assert second[("batcher_last_success_timestamp_seconds", (("manifest", label),))] == success
+    assert second[("batcher_requests_total",
+                   (("code", "FailedOperation"), ("manifest", label), ("service", "vod")))] == 1
+    assert not list(metrics_file.parent.glob(".*.tmp")), "no temporary file left behind"
