@@ -23,13 +23,13 @@ from batcher.emulator import serve as emulator_serve
 from batcher.exit_codes import ExitCode
 from batcher.ledger import LedgerLocked, replay
 from batcher.logs import configure_logging
-from batcher.manifest import Manifest, ManifestError, load_manifest
+from batcher.manifest import ManifestError, load_manifest
 from batcher.pipeline import RunSettings
 from batcher.report import PlanReport, dumps, render_plan, render_summary
 from batcher.resume import ResumeRules, plan_manifest
 from batcher.retry import RetryPolicy
 from batcher.status import render_status, status_report
-from batcher.submit import SubmitOptions, run_submit
+from batcher.submit import ManifestRun, SubmitOptions, run_submit
 
 ENDPOINT_ENV = "BATCHER_ENDPOINT"
 
@@ -146,7 +146,7 @@ def _submit(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _load_validated(paths: Sequence[Path], ledger: Path | None) -> list[tuple[Manifest, Path]]:
+def _load_validated(paths: Sequence[Path], ledger: Path | None) -> list[ManifestRun]:
     """Every manifest loaded and fully validated (nothing is sent before this returns)."""
     files = expand_manifest_paths(paths)
     if ledger is not None and len(files) > 1:
@@ -155,8 +155,9 @@ def _load_validated(paths: Sequence[Path], ledger: Path | None) -> list[tuple[Ma
     loaded = []
     for path in files:
         manifest = load_manifest(path)
-        manifest.validate()
-        loaded.append((manifest, ledger or default_ledger_path(path)))
+        report = manifest.validate()
+        loaded.append(ManifestRun(manifest, ledger or default_ledger_path(path),
+                                  {str(k): n for k, n in report.tasks_per_service.items()}))
     return loaded
 
 
@@ -219,14 +220,19 @@ def _add_plan(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def _plan(args: argparse.Namespace) -> int:
     configure_logging()
-    [(manifest, ledger_path)] = _load_validated([args.manifest], args.ledger)
     if args.json:
+        [run] = _load_validated([args.manifest], args.ledger)
         write = sys.stdout.write
-        for task in manifest.tasks():
+        for task in run.manifest.tasks():
             write(dumps({"key": task.key, "service": task.service,
                          "session_id": task.session_id, "params": task.params}) + "\n")
         return ExitCode.OK
+    [path] = expand_manifest_paths([args.manifest])
+    manifest = load_manifest(path)
+    ledger_path = args.ledger or default_ledger_path(path)
     rules = ResumeRules(retry_failed=args.retry_failed, resend_in_doubt=args.resend_in_doubt)
+    # One pass: validation and the ledger comparison together (plan takes no lock: it only
+    # reads, and a ledger is append-only).
     plans = plan_manifest(manifest, replay(ledger_path), rules)
     report = PlanReport(str(manifest.path), manifest.batch, str(ledger_path), args.rate, plans)
     print(render_plan(report))
@@ -251,7 +257,8 @@ def _status(args: argparse.Namespace) -> int:
     manifest = None
     ledger_path = args.ledger
     if args.manifest is not None:
-        [(manifest, ledger_path)] = _load_validated([args.manifest], args.ledger)
+        [run] = _load_validated([args.manifest], args.ledger)
+        manifest, ledger_path = run.manifest, run.ledger
     if not ledger_path.exists() and manifest is None:
         raise UsageError(f"{ledger_path}: no such ledger")
     report = status_report(ledger_path, manifest)

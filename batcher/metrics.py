@@ -60,6 +60,9 @@ class RunMetrics:
     def request_answered(self, job: Job, service: str, code: str) -> None:
         self._requests[(job.name, service, code)] += 1
 
+    def task_skipped(self, job: Job, service: str, decision: Decision) -> None:
+        return None  # idem
+
     def finish(self, exit_code: int) -> None:
         """Mark the run ended; a run where every task is done updates the last success time."""
         self._ended = self._clock()

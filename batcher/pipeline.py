@@ -31,7 +31,7 @@ import logging
 import random
 import signal
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -42,7 +42,7 @@ from batcher.limiter import ServiceRateLimiter
 from batcher.manifest import Manifest, Task
 from batcher.resume import Decision, ResumeRules, decide, is_resend_safe
 from batcher.retry import RetryBudget, RetryPolicy
-from batcher.services import SERVICE_NAMES, Service, get_service
+from batcher.services import SERVICE_NAMES, Service, ServiceName, get_service
 
 log = logging.getLogger("batcher")
 
@@ -88,6 +88,8 @@ class Job:
     manifest: Manifest
     replay: LedgerReplay
     ledger: LedgerWriter
+    tasks_per_service: Mapping[str, int]
+    """From the manifest's validation: a lane skips a job that has no task of its service."""
     results: Counter[tuple[str, Result]] = field(default_factory=Counter)
     """(service, result) → how many tasks ended so in this run."""
     left: Counter[str] = field(default_factory=Counter)
@@ -100,6 +102,10 @@ class RunObserver(Protocol):
     """What the face wants to hear while a run goes on (progress, logs, metrics)."""
 
     def task_settled(self, job: Job, service: str, result: Result) -> None: ...
+
+    def task_skipped(self, job: Job, service: str, decision: Decision) -> None:
+        """A task was not sent, by rule: done before, or held (see `batcher.resume`)."""
+        ...
 
     def request_answered(self, job: Job, service: str, code: str) -> None:
         """One HTTP exchange ended; `code` is `ok` or the error code."""
@@ -198,7 +204,12 @@ class Pipeline:
     # --- producer ------------------------------------------------------------------------
 
     async def _produce(self, lane: _Lane) -> None:
-        streams = [(job, self._tasks_to_send(job, lane.service.name)) for job in self._jobs]
+        service = lane.service.name
+        streams = [
+            (job, self._tasks_to_send(job, service))
+            for job in self._jobs
+            if job.tasks_per_service.get(service)
+        ]
         skipped = 0
         while streams and not self._stopping.is_set():
             still_open = []
@@ -209,7 +220,8 @@ class Pipeline:
                 still_open.append((job, stream))
                 task, decision = item
                 if decision is not Decision.SEND:
-                    job.held[(lane.service.name, decision)] += 1
+                    job.held[(service, decision)] += 1
+                    self._observer.task_skipped(job, service, decision)
                     skipped += 1
                     if skipped % YIELD_EVERY == 0:
                         await asyncio.sleep(0)
@@ -221,11 +233,9 @@ class Pipeline:
         if self._stopping.is_set():
             self._count_left_unread(lane, streams)
 
-    def _tasks_to_send(self, job: Job, service: str) -> Iterator[tuple[Task, Decision]]:
+    def _tasks_to_send(self, job: Job, service: ServiceName) -> Iterator[tuple[Task, Decision]]:
         rules = self._settings.rules
-        for task in job.manifest.tasks():
-            if task.service != service:
-                continue
+        for task in job.manifest.tasks(service):
             state = job.replay.state_of(task.key)
             yield task, decide(state, task.service, task.session_id, rules)
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from tqdm import tqdm
 
 from batcher.pipeline import Job, Result, RunObserver
+from batcher.resume import Decision
 
 log = logging.getLogger("batcher")
 
@@ -34,20 +35,29 @@ class ObserverGroup:
         for observer in self._observers:
             observer.request_answered(job, service, code)
 
+    def task_skipped(self, job: Job, service: str, decision: Decision) -> None:
+        for observer in self._observers:
+            observer.task_skipped(job, service, decision)
+
 
 class BarProgress:
-    """One tqdm bar per service on stderr, counting settled tasks against the tasks to send."""
+    """One tqdm bar per service on stderr: the manifest's tasks, done before or settled now."""
 
-    def __init__(self, to_send: Mapping[str, int]) -> None:
+    def __init__(self, totals: Mapping[str, int]) -> None:
         self._bars = {
             service: tqdm(
                 total=total, desc=service, unit="task", file=sys.stderr, position=position,
                 dynamic_ncols=True, leave=True,
             )
-            for position, (service, total) in enumerate(sorted(to_send.items()))
+            for position, (service, total) in enumerate(sorted(totals.items()))
             if total
         }
         self._failed: Counter[str] = Counter()
+
+    def task_skipped(self, job: Job, service: str, decision: Decision) -> None:
+        bar = self._bars.get(service)
+        if bar is not None:
+            bar.update(1)
 
     def task_settled(self, job: Job, service: str, result: Result) -> None:
         bar = self._bars.get(service)
@@ -67,23 +77,32 @@ class BarProgress:
 
 
 class LineProgress:
-    """A log line every `interval` seconds: tasks settled per service, and what went wrong."""
+    """A log line every `interval` seconds: per service, the manifest's tasks accounted for
+    (done before, or settled by this run) and how this run's tasks ended."""
 
     def __init__(
         self,
-        to_send: Mapping[str, int],
+        totals: Mapping[str, int],
         *,
         interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._to_send = dict(to_send)
+        self._totals = dict(totals)
         self._interval = interval
         self._clock = clock
         self._next_line = clock() + interval
         self._settled: Counter[tuple[str, Result]] = Counter()
+        self._skipped: Counter[str] = Counter()
 
     def task_settled(self, job: Job, service: str, result: Result) -> None:
         self._settled[(service, result)] += 1
+        self._maybe_log()
+
+    def task_skipped(self, job: Job, service: str, decision: Decision) -> None:
+        self._skipped[service] += 1
+        self._maybe_log()
+
+    def _maybe_log(self) -> None:
         if self._clock() >= self._next_line:
             self._next_line = self._clock() + self._interval
             log.info("progress: %s", self.describe())
@@ -93,14 +112,17 @@ class LineProgress:
 
     def describe(self) -> str:
         parts = []
-        for service, total in sorted(self._to_send.items()):
+        for service, total in sorted(self._totals.items()):
             if not total:
                 continue
             counts = {r: self._settled[(service, r)] for r in Result}
-            settled = sum(counts.values())
+            accounted = sum(counts.values()) + self._skipped[service]
             detail = ", ".join(f"{r.value} {n}" for r, n in counts.items() if n)
-            parts.append(f"{service} {settled}/{total}" + (f" ({detail})" if detail else ""))
-        return "; ".join(parts) or "nothing to send"
+            if self._skipped[service]:
+                detail = f"not sent by rule {self._skipped[service]}" + (
+                    f", {detail}" if detail else "")
+            parts.append(f"{service} {accounted}/{total}" + (f" ({detail})" if detail else ""))
+        return "; ".join(parts) or "no tasks"
 
     def close(self) -> None:
         return None

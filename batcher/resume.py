@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from batcher.ledger import LedgerReplay, TaskState
-from batcher.manifest import Manifest
+from batcher.manifest import Manifest, Task
 from batcher.services import get_service
 
 
@@ -78,12 +78,16 @@ class ServicePlan:
 def plan_manifest(
     manifest: Manifest, ledger: LedgerReplay, rules: ResumeRules
 ) -> dict[str, ServicePlan]:
-    """One streaming pass: each service's tasks counted by what this run would do with them."""
+    """Validate the manifest and count, per service, what this run would do with each task:
+    one streaming pass (ManifestError if the manifest is invalid)."""
     plans: dict[str, ServicePlan] = {}
-    for task in manifest.tasks():
+
+    def tally(task: Task) -> None:
         plan = plans.get(task.service)
         if plan is None:
             plan = plans[task.service] = ServicePlan()
         state = ledger.state_of(task.key)
         plan.decisions[decide(state, task.service, task.session_id, rules)] += 1
+
+    manifest.validate(on_task=tally)
     return plans

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,15 +25,22 @@ from batcher.metrics import RunMetrics
 from batcher.pipeline import Job, Pipeline, RunObserver, RunResult, RunSettings, StopReason
 from batcher.progress import BarProgress, LineProgress, ObserverGroup
 from batcher.report import JobSummary, summarize_job
-from batcher.resume import plan_manifest
 
 log = logging.getLogger("batcher")
 
 
 @dataclass(frozen=True, slots=True)
+class ManifestRun:
+    """A validated manifest, the ledger it settles in, and its task count per service."""
+
+    manifest: Manifest
+    ledger: Path
+    tasks_per_service: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class SubmitOptions:
-    manifests: Sequence[tuple[Manifest, Path]]
-    """Each validated manifest with the ledger it settles in."""
+    manifests: Sequence[ManifestRun]
     client: ClientSettings
     run: RunSettings
     progress: str = "auto"
@@ -54,10 +61,11 @@ async def run_submit(options: SubmitOptions, credentials: Credentials) -> Submit
     """Lock and replay each ledger, run the pipeline, close the ledgers, and judge the run."""
     async with contextlib.AsyncExitStack() as stack:
         jobs = []
-        for manifest, ledger_path in options.manifests:
-            writer: LedgerWriter = open_ledger(ledger_path)
+        for item in options.manifests:
+            writer: LedgerWriter = open_ledger(item.ledger)
             stack.push_async_callback(writer.close)
-            jobs.append(Job(str(manifest.path), manifest, replay(ledger_path), writer))
+            jobs.append(Job(str(item.manifest.path), item.manifest, replay(item.ledger), writer,
+                            item.tasks_per_service))
         metrics = RunMetrics(options.metrics_file, jobs) if options.metrics_file else None
         observer, closers = _observers(options, jobs, metrics)
         try:
@@ -104,14 +112,13 @@ def _observers(
     observers: list[RunObserver] = [metrics] if metrics is not None else []
     closers: list[Callable[[], None]] = []
     if mode in ("bar", "lines"):
-        to_send = Counter[str]()
+        totals = Counter[str]()
         for job in jobs:
-            for service, plan in plan_manifest(job.manifest, job.replay, options.run.rules).items():
-                to_send[service] += plan.to_send
+            totals.update(job.tasks_per_service)
         progress: BarProgress | LineProgress = (
-            BarProgress(to_send)
+            BarProgress(totals)
             if mode == "bar"
-            else LineProgress(to_send, interval=options.progress_interval)
+            else LineProgress(totals, interval=options.progress_interval)
         )
         observers.append(progress)
         closers.append(progress.close)

@@ -130,7 +130,8 @@ async def test_metrics_file_parses_as_prometheus_text_and_keeps_the_last_success
     assert code == 0
     first = metrics_of(metrics_file)
     label = str(manifest)
-    assert first[("batcher_tasks", (("manifest", label), ("service", "vod"), ("state", "done")))] == 2
+    done_vod = ("batcher_tasks", (("manifest", label), ("service", "vod"), ("state", "done")))
+    assert first[done_vod] == 2
     assert first[("batcher_requests_total",
                   (("code", "ok"), ("manifest", label), ("service", "mps")))] == 2
     assert first[("batcher_run_exit_code", (("manifest", label),))] == 0

@@ -19,7 +19,7 @@ from batcher.manifest import load_manifest
 from batcher.pipeline import RunSettings
 from batcher.resume import ResumeRules
 from batcher.retry import RetryPolicy
-from batcher.submit import SubmitOptions, SubmitResult, run_submit
+from batcher.submit import ManifestRun, SubmitOptions, SubmitResult, run_submit
 from tests.helpers import SECRET_ID, SECRET_KEY, event_counts, read_ledger, write_manifest
 
 CREDENTIALS = Credentials(SECRET_ID, SECRET_KEY)
@@ -36,9 +36,10 @@ async def submit(manifest: Path, url: str, *, credentials: Credentials = CREDENT
                  rules: ResumeRules | None = None, max_runtime: float | None = None,
                  ledger: Path | None = None) -> SubmitResult:
     loaded = load_manifest(manifest)
-    loaded.validate()
+    report = loaded.validate()
     options = SubmitOptions(
-        manifests=[(loaded, ledger or manifest.with_suffix(".ledger.jsonl"))],
+        manifests=[ManifestRun(loaded, ledger or manifest.with_suffix(".ledger.jsonl"),
+                               dict(report.tasks_per_service))],
         client=ClientSettings(endpoint=url, request_timeout=5),
         run=RunSettings(rate=rate, retry=retry, rules=rules or ResumeRules(),
                         max_runtime=max_runtime, handle_signals=False, seed=1),
