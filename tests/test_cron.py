@@ -3,15 +3,25 @@ minimal environment — with time limits, log lines, several manifests and a met
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from batcher.emulator.config import FaultConfig
 from batcher.emulator.runner import running_emulator
 from batcher.emulator.state import max_in_rolling_second
-from tests.helpers import cli_env, event_counts, read_ledger, run_cli, write_manifest
+from tests.helpers import (
+    SECRET_ID,
+    SECRET_KEY,
+    cli_env,
+    event_counts,
+    read_ledger,
+    run_cli,
+    write_manifest,
+)
 from tests.test_pipeline import emulator_config
 
 TIMESTAMPED = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z (INFO|WARNING|ERROR) ")
@@ -151,3 +161,38 @@ async def test_metrics_file_parses_as_prometheus_text_and_keeps_the_last_success
     assert second[("batcher_requests_total",
                    (("code", "FailedOperation"), ("manifest", label), ("service", "vod")))] == 1
     assert not list(metrics_file.parent.glob(".*.tmp")), "no temporary file left behind"
+
+
+async def test_the_readme_crontab_line_works_as_written(tmp_path):
+    # The exact line from the README, with its paths pointed into a temporary directory, run
+    # the way cron runs it: /bin/sh, a bare PATH, no terminal, stdin closed.
+    repo = Path(__file__).resolve().parent.parent
+    line = next(text for text in (repo / "README.md").read_text().splitlines()
+                if text.startswith("*/15 * * * * "))
+    command = line.split(" ", 5)[5]
+    campaign = tmp_path / "campaigns" / "spring"
+    campaign.mkdir(parents=True)
+    write_manifest(campaign, vod=2, mps=1, name="week-01")
+    env_file = tmp_path / "credentials.env"
+    async with running_emulator(emulator_config(rate=20)) as emulator:
+        env_file.write_text(f"TENCENTCLOUD_SECRET_ID={SECRET_ID}\n"
+                            f"TENCENTCLOUD_SECRET_KEY={SECRET_KEY}\n"
+                            f"BATCHER_ENDPOINT={emulator.url}\n")
+        for placeholder, real in {
+            "/srv/batcher": str(repo),
+            "/etc/batcher/credentials.env": str(env_file),
+            "campaigns/spring/": str(campaign) + "/",
+            "/var/log/batcher/spring.log": str(tmp_path / "log" / "spring.log"),
+            "/var/lib/node_exporter/textfile/batcher_spring.prom": str(tmp_path / "b.prom"),
+        }.items():
+            assert placeholder in command
+            command = command.replace(placeholder, real)
+        process = await asyncio.create_subprocess_exec(
+            "/bin/sh", "-c", command, env={"PATH": "/usr/bin:/bin"},
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    assert stdout == b"" and stderr == b"", "quiet: cron mails nothing"
+    assert event_counts(campaign / "week-01.ledger.jsonl") == {"submitted": 3}
+    assert metrics_of(tmp_path / "b.prom")
