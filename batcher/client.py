@@ -9,7 +9,6 @@ its clock and the server's `Date` header, so the retry is signed with the server
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from batcher.addresses import is_loopback
 from batcher.credentials import Credentials
 from batcher.errors import (
     SIGNATURE_EXPIRED,
@@ -53,7 +53,7 @@ def check_endpoint(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise EndpointError(f"endpoint {url!r} is not an http(s) URL: use e.g. https://host")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise EndpointError(
             f"endpoint {url!r} uses plain http to a non-loopback host: use https "
             "(http is accepted only for 127.0.0.0/8, ::1 and localhost)"
@@ -61,15 +61,6 @@ def check_endpoint(url: str) -> str:
     if parts.path not in ("", "/") or parts.query:
         raise EndpointError(f"endpoint {url!r} has a path or query: give only scheme://host[:port]")
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _is_loopback(hostname: str) -> bool:
-    if hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
 
 
 class AigcClient:

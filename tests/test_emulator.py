@@ -30,6 +30,7 @@ from tencentcloud.mps.v20190612.mps_client import MpsClient
 from tencentcloud.vod.v20180717 import models as vod_models
 from tencentcloud.vod.v20180717.vod_client import VodClient
 
+from batcher.addresses import is_loopback
 from batcher.emulator import (
     DEFAULT_SECRET_ID,
     DEFAULT_SECRET_KEY,
@@ -39,16 +40,9 @@ from batcher.emulator import (
     max_in_rolling_second,
     running_emulator,
 )
-from batcher.emulator.serve import is_loopback
+from tests.conftest import MPS_PARAMS, VOD_PARAMS
 
 REPO = Path(__file__).resolve().parents[1]
-VOD_PARAMS: dict[str, Any] = {
-    "SubAppId": 251007502,
-    "ModelName": "GEM",
-    "ModelVersion": "2.5",
-    "Prompt": "a cat in watercolor style",
-}
-MPS_PARAMS: dict[str, Any] = {"ModelName": "Hunyuan", "Prompt": "draw a cat", "Operator": "admin"}
 TASK_ID_HEX = r"[0-9a-f]{32}"
 THREE_DAYS = 3 * 24 * 3600
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from batcher.addresses import is_loopback
 from batcher.emulator.config import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -173,16 +173,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_arguments(parser)
     return run(parser.parse_args(argv))
-
-
-def is_loopback(host: str) -> bool:
-    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def _serve(config: EmulatorConfig) -> int:
