@@ -25,6 +25,7 @@ from batcher.errors import (
     SIGNATURE_EXPIRED,
     Accepted,
     ApiError,
+    ErrorClass,
     Outcome,
     TransportError,
     classify,
@@ -159,11 +160,7 @@ def _read_outcome(service: Service, status: int, body: bytes) -> Outcome:
     try:
         response = json.loads(body)["Response"]
     except (ValueError, KeyError, TypeError):
-        return TransportError(
-            "BadResponse",
-            f"HTTP {status} with a body that is not an API response ({len(body)} bytes)",
-            may_have_reached_server=True,
-        )
+        return _non_api_answer(status, len(body))
     request_id = response.get("RequestId")
     error = response.get("Error")
     if isinstance(error, dict):
@@ -177,6 +174,18 @@ def _read_outcome(service: Service, status: int, body: bytes) -> Outcome:
         f"HTTP {status} without TaskId or Error in the response",
         may_have_reached_server=True,
     )
+
+
+def _non_api_answer(status: int, size: int) -> Outcome:
+    """An answer that is not the API's JSON: from a proxy or gateway in front of it."""
+    text = f"HTTP {status} with a body that is not an API response ({size} bytes)"
+    if status == 429:
+        # Refused as too many before it was processed: safe to send again, on both services.
+        return TransportError("HttpStatus429", text, may_have_reached_server=False)
+    if 400 <= status < 500:
+        # Refused at the door (wrong path, too large, forbidden): sending it again won't help.
+        return ApiError(f"HttpStatus{status}", text, None, ErrorClass.PERMANENT)
+    return TransportError("BadResponse", text, may_have_reached_server=True)
 
 
 def _describe(error: BaseException) -> str:

@@ -12,6 +12,8 @@ import socket
 import time
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from batcher.client import AigcClient, ClientSettings, EndpointError, check_endpoint
 from batcher.credentials import Credentials
@@ -180,3 +182,20 @@ def test_endpoint_refuses_plain_http_off_loopback_and_odd_urls(url):
                                  "https://vod.intl.tencentcloudapi.com/"])
 def test_endpoint_accepts_https_and_loopback_http(url):
     assert check_endpoint(url) == url.rstrip("/")
+
+
+async def test_gateway_answers_that_are_not_api_json_are_classified_by_status():
+    statuses = iter([404, 429, 200])
+
+    async def gateway(request):
+        return web.Response(status=next(statuses), text="<html>gateway</html>")
+
+    app = web.Application()
+    app.router.add_post("/", gateway)
+    async with TestServer(app, host="127.0.0.1") as server, \
+            client_for(f"http://127.0.0.1:{server.port}") as client:
+        not_found, too_many, garbled = [await client.create_task(MPS, MPS_PARAMS)
+                                        for _ in range(3)]
+    assert isinstance(not_found, ApiError) and not_found.error_class is ErrorClass.PERMANENT
+    assert isinstance(too_many, TransportError) and not too_many.may_have_reached_server
+    assert isinstance(garbled, TransportError) and garbled.may_have_reached_server
