@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -146,5 +145,3 @@ def run_scale(workdir: Path, rows: int, log: Callable[[str], None]) -> tuple[lis
     }
     return scale_rows(rows, results), details
 
-
-__all__ = ["run_scale", "subprocess"]

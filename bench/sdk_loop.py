@@ -32,14 +32,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from procs import SECRET_ID, SECRET_KEY
 from tencentcloud.common.credential import Credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.mps.v20190612 import models as mps_models
 from tencentcloud.vod.v20180717 import models as vod_models
-
-from procs import SECRET_ID, SECRET_KEY
 
 CONCURRENCY = 64
 REGION = "ap-guangzhou"

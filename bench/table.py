@@ -7,7 +7,7 @@ import json
 import os
 import platform
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,11 +49,6 @@ class Row:
         return {**asdict(self), "measured": self.measured(), "pass": self.verdict}
 
 
-def check(value: float | None, target: str, test: Callable[[float], bool]) -> tuple[str, bool | None]:
-    """(target, ok) for a row: ok None when nothing was measured."""
-    return target, None if value is None else test(value)
-
-
 def render(rows: Sequence[Row]) -> str:
     """The rows as an aligned text table, a blank line between sections."""
     header = ("metric", "measured", "target", "pass")
@@ -79,19 +74,21 @@ def render(rows: Sequence[Row]) -> str:
 
 
 def render_markdown(rows: Sequence[Row]) -> str:
-    """The rows as a Markdown table, for the README."""
-    out = ["| | metric | measured | target | pass |", "|---|---|---:|---|---|"]
+    """The rows as a Markdown table, for the README: a bold line opens each section."""
+    out = ["| metric | measured | target | pass |", "|---|---:|---|---|"]
+    section = None
     for row in rows:
-        out.append(
-            f"| {row.section} | {row.metric} | {row.measured()} | {row.target} | {row.verdict} |"
-        )
+        if row.section != section:
+            section = row.section
+            out.append(f"| **{section}** | | | |")
+        out.append(f"| {row.metric} | {row.measured()} | {row.target} | {row.verdict} |")
     return "\n".join(out)
 
 
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     return {
-        "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpus": _cpus(),
         "cpu_model": _cpu_model(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
@@ -105,6 +102,13 @@ def describe_machine(info: dict[str, Any]) -> str:
         f"machine: {info['cpus']} CPUs ({info['cpu_model']}), {info['implementation']} "
         f"{info['python']}, {info['platform']}, batcher at {info['git']}"
     )
+
+
+def _cpus() -> int | None:
+    """CPUs this process may run on (`nproc`)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count()
 
 
 def _cpu_model() -> str:
