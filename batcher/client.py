@@ -79,6 +79,7 @@ class AigcClient:
         self._endpoint = check_endpoint(settings.endpoint) if settings.endpoint else None
         self._clock = clock
         self._clock_offsets: dict[str, float] = {}
+        self._targets: dict[str, tuple[str, str]] = {}
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> AigcClient:
@@ -108,15 +109,23 @@ class AigcClient:
     def _url(self, service: Service) -> str:
         return self._endpoint or f"https://{service.host}"
 
+    def _target(self, service: Service) -> tuple[str, str]:
+        """(URL, Host header) of `service`: parsed once, not on every request."""
+        target = self._targets.get(service.name)
+        if target is None:
+            url = self._url(service)
+            target = self._targets[service.name] = (url, urlsplit(url).netloc)
+        return target
+
     async def create_task(self, service: Service, params: Mapping[str, Any]) -> Outcome:
         """Send one request; every failure comes back as an `ApiError` or `TransportError`."""
         if self._session is None:
             raise RuntimeError("AigcClient used outside `async with`")
-        url = self._url(service)
+        url, host = self._target(service)
         payload = json.dumps(params, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         headers = self._signer.sign_headers(
             service=service.name,
-            host=urlsplit(url).netloc,
+            host=host,
             action=service.action,
             version=service.version,
             payload=payload,

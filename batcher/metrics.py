@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from batcher.pipeline import Job, Result
+from batcher.report import summarize_job
 from batcher.resume import Decision
 
 _LAST_SUCCESS = "batcher_last_success_timestamp_seconds"
@@ -121,19 +122,18 @@ def _family(name: str, lines: Iterable[str]) -> str:
     return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n{body}"
 
 
-def _task_states(job: Job) -> dict[str, Counter[str]]:
+def _task_states(job: Job) -> dict[str, dict[str, int]]:
     """service → state → tasks: what the ledger held before, plus what this run settled."""
-    states: dict[str, Counter[str]] = {}
-    for (service, decision), count in job.held.items():
-        name = {Decision.DONE: "done", Decision.HOLD_FAILED: "failed_permanent",
-                Decision.HOLD_IN_DOUBT: "in_doubt"}.get(decision, decision.value)
-        states.setdefault(service, Counter())[name] += count
-    for (service, result), count in job.results.items():
-        name = {Result.SUBMITTED: "done", Result.DUPLICATE: "done"}.get(result, result.value)
-        states.setdefault(service, Counter())[name] += count
-    for service, count in job.left.items():
-        states.setdefault(service, Counter())["pending"] += count
-    return states
+    return {
+        service: {
+            "done": counts["done_before"] + counts["submitted"] + counts["duplicate"],
+            "failed": counts["failed"],
+            "failed_permanent": counts["held_failed"],
+            "in_doubt": counts["in_doubt"] + counts["held_in_doubt"],
+            "pending": counts["left"],
+        }
+        for service, counts in summarize_job(job).services.items()
+    }
 
 
 def _label(value: str) -> str:

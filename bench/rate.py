@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,9 @@ from manifests import write_matrix_yaml
 from procs import BATCHER, Emulator, batcher_env, run_json
 from table import Row
 
+from batcher.emulator.state import max_in_rolling_second
+
 SERVICES = ("vod", "mps")
-WINDOW = 1.0
 RATE_SHARE_TARGET = 0.99
 
 
@@ -60,16 +60,6 @@ def read_log(path: Path) -> dict[str, ServiceLog]:
     for service_log in logs.values():
         service_log.times.sort()
     return logs
-
-
-def max_in_window(times: Sequence[float], window: float = WINDOW) -> int:
-    """The most of the sorted `times` in any window (t − window, t]: two pointers, O(n)."""
-    best = start = 0
-    for end, now in enumerate(times):
-        while times[start] <= now - window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +95,7 @@ def figures(service: str, log: ServiceLog, cap: int, stats: dict[str, Any]) -> S
         accepted=log.accepted,
         codes=dict(log.codes),
         span=span,
-        max_per_second=max_in_window(times),
+        max_per_second=max_in_rolling_second(times),
         emulator_max_per_second=stats["services"][service]["max_requests_in_rolling_second"],
     )
 
