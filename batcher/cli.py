@@ -90,8 +90,8 @@ def _add_submit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     submit.add_argument("--region", help="X-TC-Region header (the API does not require one)")
     submit.add_argument("--rate", type=float, default=20.0,
                         help="requests per second per service (default 20, the API's cap)")
-    submit.add_argument("--max-attempts", type=int, default=5,
-                        help="attempts per task for retryable errors (default 5)")
+    submit.add_argument("--max-attempts", type=int, default=RetryPolicy().max_attempts,
+                        help="attempts per task for retryable errors (default %(default)s)")
     submit.add_argument("--retry-failed", action="store_true",
                         help="send permanently failed tasks again")
     submit.add_argument("--resend-in-doubt", action="store_true",

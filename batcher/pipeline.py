@@ -7,9 +7,9 @@ Design, in the order a task travels:
    so several manifests share the service fairly, and skipping what the ledger says is done
    (`batcher.resume`). It puts tasks into a small bounded queue, so memory stays flat whatever
    the manifest's size, and the number of requests in flight is bounded by the lane's workers.
-2. A worker takes a task, waits for the lane's rate limiter (at most R requests in any second,
-   no burst), writes a durable `sending` line, and only then sends (the client signs at send
-   time).
+2. A worker takes a task and reserves a send slot from the lane's rate limiter (at most R
+   requests in any second, no burst); just before the slot it writes a durable `sending` line,
+   at the slot it sends (the client signs at send time).
 3. The outcome settles the task: `submitted`, `duplicate` or `failed` in the ledger; retryable
    errors wait with jittered back-off and try again within their budgets; a failure after the
    request may have reached the server is retried only when a SessionId makes it safe (vod),
@@ -38,17 +38,13 @@ from typing import Protocol
 from batcher.client import AigcClient
 from batcher.errors import Accepted, ApiError, ErrorClass, TransportError, is_throttling
 from batcher.ledger import LedgerReplay, LedgerWriter
-from batcher.limiter import ServiceRateLimiter
+from batcher.limiter import PREPARE_AHEAD, ServiceRateLimiter
 from batcher.manifest import Manifest, Task
 from batcher.resume import Decision, ResumeRules, decide, is_resend_safe
 from batcher.retry import RetryBudget, RetryPolicy
 from batcher.services import SERVICE_NAMES, Service, ServiceName, get_service
 
 log = logging.getLogger("batcher")
-
-STALE_SLOT_SECONDS = 0.004
-"""A rate slot older than this when the request is about to leave is replaced by a fresh one
-(at 20/s a slot is 50 ms: 4 ms of lateness is what the 0.5% margin and jitter can absorb)."""
 
 YIELD_EVERY = 256
 """Skipped tasks between two yields to the event loop, so a long resume scan never starves it."""
@@ -272,20 +268,20 @@ class Pipeline:
         """Send one task until it ends: submitted, duplicate, failed, in doubt, or left."""
         budget = RetryBudget(self._settings.retry, self._rng)
         first_attempt = job.replay.last_attempt(task.key) + 1
-        loop = asyncio.get_running_loop()
+        limiter = lane.limiter
         while True:
-            await lane.limiter.acquire()
+            slot = await limiter.acquire(ahead=PREPARE_AHEAD)
             if self._stopping.is_set() and budget.attempts_made == 0:
                 job.left[lane.service.name] += 1
                 return
-            slot_taken = loop.time()
             attempt = first_attempt + budget.attempts_made
             await job.ledger.sending(task.key, task.service, attempt, task.session_id)
-            if loop.time() - slot_taken > STALE_SLOT_SECONDS:
-                # The durable write stalled (fsync jitter) while later requests took their
-                # slots: sending now would bunch this one up with them, 21 in one second at
-                # the server. Take a fresh slot instead.
-                await lane.limiter.acquire()
+            await limiter.wait_for(slot)
+            while limiter.expired(slot):
+                # The durable write stalled (fsync jitter) past the slot while later requests
+                # took theirs: sending now would bunch this one up with them, 21 in one second
+                # at the server. Take a fresh slot instead.
+                slot = await limiter.acquire()
             outcome = await self._client.create_task(lane.service, task.params)
             code = "ok" if isinstance(outcome, Accepted) else outcome.code
             self._observer.request_answered(job, lane.service.name, code)
