@@ -157,8 +157,9 @@ class Manifest:
         """Expand and check every task; ManifestError lists the first `max_errors` mistakes.
 
         Keys are not computed here unless `on_task` asks for the tasks: two requests are
-        compared by an in-process fingerprint, and only when two fingerprints meet does a second
-        pass name the pair. `on_task` sees every valid task as it is checked, so that a caller
+        compared by a 64-bit fingerprint (the first copy's key when keys are computed anyway,
+        else a cheaper in-process hash), and only when two fingerprints meet does a second pass
+        name the pair. `on_task` sees every valid task as it is checked, so that a caller
         (`plan`, `submit`) can tally them in this same pass; if the manifest turns out to be
         invalid, ManifestError is raised at the end and what it tallied must be dropped.
         """
@@ -166,19 +167,26 @@ class Manifest:
         problems = _Problems(keep=max_errors)
         counts: dict[ServiceName, int] = dict.fromkeys(SERVICE_NAMES, 0)
         same_requests, same_session_ids = _CollisionFinder(), _CollisionFinder()
+        fingerprint = _key_fingerprint if on_task is not None else _request_fingerprint
         for variant, request in _checked_requests(plan, problems):
             counts[variant.service] += plan.repeat
             if on_task is not None:
                 wire = request.to_wire()
-                for copy in range(plan.repeat):
-                    on_task(_task(plan, variant, dict(wire) if copy else wire, copy))
-            same_requests.add(_request_fingerprint(variant.service, request))
+                first = _task(plan, variant, wire, 0)
+                on_task(first)
+                for copy in range(1, plan.repeat):
+                    on_task(_task(plan, variant, dict(wire), copy))
+                # The key hashes exactly the request's identity (SessionId and SessionContext
+                # aside), so the first copy's key is the fingerprint, at no extra cost.
+                same_requests.add(int(first.key[:16], 16))
+            else:
+                same_requests.add(_request_fingerprint(plan, variant.service, request))
             own_session_id = _own_session_id(request)
             if own_session_id is not None:
                 same_session_ids.add(_text_fingerprint(own_session_id))
         suspects = same_requests.repeated(), same_session_ids.repeated()
         if suspects[0] or suspects[1]:
-            _report_duplicates(plan, *suspects, problems)
+            _report_duplicates(plan, fingerprint, *suspects, problems)
         problems.raise_if_any()
         return ValidationReport(plan.batch, counts)
 
@@ -1547,8 +1555,17 @@ def _request_json(request: RequestModel) -> bytes:
     return serializer.to_json(request, exclude_none=True)
 
 
-def _request_fingerprint(service: ServiceName, request: RequestModel) -> int:
+_Fingerprint = Callable[["_Plan", ServiceName, RequestModel], int]
+
+
+def _request_fingerprint(plan: _Plan, service: ServiceName, request: RequestModel) -> int:
+    """64 bits of a request's identity, stable within this process only."""
     return hash((service, _request_json(request))) & _SIXTY_FOUR_BITS
+
+
+def _key_fingerprint(plan: _Plan, service: ServiceName, request: RequestModel) -> int:
+    """64 bits of a request's identity: the first 16 hex digits of its first copy's key."""
+    return int(task_key(plan.batch, service, request.to_wire(), 0)[:16], 16)
 
 
 def _text_fingerprint(text: str) -> int:
@@ -1583,7 +1600,11 @@ class _CollisionFinder:
 
 
 def _report_duplicates(
-    plan: _Plan, suspect_requests: set[int], suspect_session_ids: set[int], problems: _Problems
+    plan: _Plan,
+    fingerprint: _Fingerprint,
+    suspect_requests: set[int],
+    suspect_session_ids: set[int],
+    problems: _Problems,
 ) -> None:
     """Second pass, only after a fingerprint repeated: name both origins of each duplicate."""
     first_request: dict[tuple[ServiceName, bytes], tuple[int, str]] = {}
@@ -1591,7 +1612,7 @@ def _report_duplicates(
     stream = _checked_requests(plan, _Problems(keep=0))
     for position, (variant, request) in enumerate(stream):
         here = (position, variant.origin)  # two tasks may share an origin: one line, `[{}, {}]`
-        if _request_fingerprint(variant.service, request) in suspect_requests:
+        if fingerprint(plan, variant.service, request) in suspect_requests:
             identity = (variant.service, _request_json(request))
             first = first_request.setdefault(identity, here)
             if first != here:

@@ -1082,3 +1082,18 @@ def test_demo_manifest_is_about_a_dozen_tasks_of_both_services() -> None:
     report = manifest.validate()
     assert 10 <= report.total <= 14
     assert min(report.tasks_per_service.values()) >= 3
+
+
+def test_duplicates_are_found_the_same_when_the_pass_also_keys_the_tasks(tmp_path: Path) -> None:
+    # plan and submit validate with on_task, which fingerprints requests by their keys instead.
+    rows = [f"prompt {n},{VOD_CELLS}\n" for n in range(3_000)]
+    rows.append(f"prompt 1234,{VOD_CELLS}\n")
+    path = write(tmp_path, f"Prompt,{VOD_COLUMNS}\n" + "".join(rows), "many.csv")
+    seen: list[Task] = []
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path).validate(on_task=seen.append)
+    assert caught.value.messages == [
+        f"{path}:row 3002: vod task: the same request as {path}:row 1236 (SessionId and "
+        "SessionContext aside): change one, or use `repeat` for deliberate copies"
+    ]
+    assert len(seen) == 3_001
