@@ -116,8 +116,8 @@ def _submit(args: argparse.Namespace) -> int:
         raise UsageError("--rate must be positive (20 is the API's cap)")
     if args.max_attempts < 1:
         raise UsageError("--max-attempts must be at least 1")
-    manifests = _load_validated(args.manifests, args.ledger)
     credentials = load_credentials(os.environ, Path.home())
+    manifests = _load(args.manifests, args.ledger)  # validated by run_submit, under the locks
     endpoint = args.endpoint or os.environ.get(ENDPOINT_ENV) or None
     if endpoint:
         endpoint = check_endpoint(endpoint)
@@ -146,19 +146,21 @@ def _submit(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _load_validated(paths: Sequence[Path], ledger: Path | None) -> list[ManifestRun]:
-    """Every manifest loaded and fully validated (nothing is sent before this returns)."""
+def _load(paths: Sequence[Path], ledger: Path | None) -> list[ManifestRun]:
+    """Every manifest's structure read (its tasks are validated later, in one pass)."""
     files = expand_manifest_paths(paths)
     if ledger is not None and len(files) > 1:
         raise UsageError("--ledger names one ledger, but several manifests were given: "
                          "leave it out (each manifest gets <stem>.ledger.jsonl beside it)")
-    loaded = []
-    for path in files:
-        manifest = load_manifest(path)
-        report = manifest.validate()
-        loaded.append(ManifestRun(manifest, ledger or default_ledger_path(path),
-                                  {str(k): n for k, n in report.tasks_per_service.items()}))
-    return loaded
+    return [ManifestRun(load_manifest(path), ledger or default_ledger_path(path))
+            for path in files]
+
+
+def _load_validated(path: Path, ledger: Path | None) -> ManifestRun:
+    """One manifest loaded and fully validated."""
+    [run] = _load([path], ledger)
+    run.manifest.validate()
+    return run
 
 
 def expand_manifest_paths(paths: Sequence[Path]) -> list[Path]:
@@ -221,7 +223,7 @@ def _add_plan(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def _plan(args: argparse.Namespace) -> int:
     configure_logging()
     if args.json:
-        [run] = _load_validated([args.manifest], args.ledger)
+        run = _load_validated(args.manifest, args.ledger)
         write = sys.stdout.write
         for task in run.manifest.tasks():
             write(dumps({"key": task.key, "service": task.service,
@@ -257,7 +259,7 @@ def _status(args: argparse.Namespace) -> int:
     manifest = None
     ledger_path = args.ledger
     if args.manifest is not None:
-        [run] = _load_validated([args.manifest], args.ledger)
+        run = _load_validated(args.manifest, args.ledger)
         manifest, ledger_path = run.manifest, run.ledger
     if not ledger_path.exists() and manifest is None:
         raise UsageError(f"{ledger_path}: no such ledger")

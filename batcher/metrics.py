@@ -61,7 +61,7 @@ class RunMetrics:
     def request_answered(self, job: Job, service: str, code: str) -> None:
         self._requests[(job.name, service, code)] += 1
 
-    def task_skipped(self, job: Job, service: str, decision: Decision) -> None:
+    def tasks_skipped(self, job: Job, service: str, decision: Decision, count: int) -> None:
         return None  # idem
 
     def finish(self, exit_code: int) -> None:

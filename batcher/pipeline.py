@@ -31,7 +31,7 @@ import logging
 import random
 import signal
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -40,7 +40,7 @@ from batcher.errors import Accepted, ApiError, ErrorClass, TransportError, is_th
 from batcher.ledger import LedgerReplay, LedgerWriter
 from batcher.limiter import PREPARE_AHEAD, ServiceRateLimiter
 from batcher.manifest import Manifest, Task
-from batcher.resume import Decision, ResumeRules, decide, is_resend_safe
+from batcher.resume import Decision, ResumeRules, ServicePlan, decide, is_resend_safe
 from batcher.retry import RetryBudget, RetryPolicy
 from batcher.services import SERVICE_NAMES, Service, ServiceName, get_service
 
@@ -88,8 +88,9 @@ class Job:
     manifest: Manifest
     replay: LedgerReplay
     ledger: LedgerWriter
-    tasks_per_service: Mapping[str, int]
-    """From the manifest's validation: a lane skips a job that has no task of its service."""
+    plans: Mapping[str, ServicePlan]
+    """service → what the validating pass decided for each of its tasks (`batcher.resume`):
+    a lane streams only the tasks to send, and stops once it has them all."""
     results: Counter[tuple[str, Result]] = field(default_factory=Counter)
     """(service, result) → how many tasks ended so in this run."""
     left: Counter[str] = field(default_factory=Counter)
@@ -97,14 +98,18 @@ class Job:
     held: Counter[tuple[str, Decision]] = field(default_factory=Counter)
     """(service, decision) → tasks not sent by rule (done, held failed, held in doubt)."""
 
+    @property
+    def tasks_per_service(self) -> dict[str, int]:
+        return {service: plan.total for service, plan in self.plans.items()}
+
 
 class RunObserver(Protocol):
     """What the face wants to hear while a run goes on (progress, logs, metrics)."""
 
     def task_settled(self, job: Job, service: str, result: Result) -> None: ...
 
-    def task_skipped(self, job: Job, service: str, decision: Decision) -> None:
-        """A task was not sent, by rule: done before, or held (see `batcher.resume`)."""
+    def tasks_skipped(self, job: Job, service: str, decision: Decision, count: int) -> None:
+        """`count` tasks are not sent, by rule: done before, or held (see `batcher.resume`)."""
         ...
 
     def request_answered(self, job: Job, service: str, code: str) -> None:
@@ -154,6 +159,7 @@ class Pipeline:
     # --- the run -------------------------------------------------------------------------
 
     async def run(self) -> RunResult:
+        self._account_skipped()
         lanes = [self._make_lane(get_service(name)) for name in SERVICE_NAMES]
         loop = asyncio.get_running_loop()
         timer = None
@@ -188,6 +194,15 @@ class Pipeline:
         )
         return _Lane(service, ServiceRateLimiter(self._settings.rate), queue)
 
+    def _account_skipped(self) -> None:
+        """Count the tasks no lane will send (done, held), from the plans, before any is sent."""
+        for job in self._jobs:
+            for service, plan in job.plans.items():
+                for decision, count in plan.decisions.items():
+                    if decision is not Decision.SEND and count:
+                        job.held[(service, decision)] += count
+                        self._observer.tasks_skipped(job, service, decision, count)
+
     async def _run_lane(self, lane: _Lane) -> None:
         workers = [
             asyncio.create_task(self._worker(lane), name=f"{lane.service.name}-worker-{n}")
@@ -200,56 +215,60 @@ class Pipeline:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            self._count_left(lane)
+
+    def _count_left(self, lane: _Lane) -> None:
+        # Every task to send either ended in this run (a result) or was left: the difference
+        # is exact without reading the rest of the manifest, whenever the run stopped.
+        service = lane.service.name
+        for job in self._jobs:
+            plan = job.plans.get(service)
+            if plan is not None:
+                ended = sum(job.results[(service, result)] for result in Result)
+                job.left[service] = plan.to_send - ended
 
     # --- producer ------------------------------------------------------------------------
 
     async def _produce(self, lane: _Lane) -> None:
+        """Deal the tasks to send into the lane's queue, round-robin over the jobs."""
         service = lane.service.name
         streams = [
-            (job, self._tasks_to_send(job, service))
+            self._tasks_to_send(job, service, plan.to_send)
             for job in self._jobs
-            if job.tasks_per_service.get(service)
+            if (plan := job.plans.get(service)) is not None and plan.to_send
         ]
-        skipped = 0
         while streams and not self._stopping.is_set():
             still_open = []
-            for job, stream in streams:
-                item = next(stream, None)
+            for stream in streams:
+                item = await anext(stream, None)
                 if item is None:
                     continue
-                still_open.append((job, stream))
-                task, decision = item
-                if decision is not Decision.SEND:
-                    job.held[(service, decision)] += 1
-                    self._observer.task_skipped(job, service, decision)
-                    skipped += 1
-                    if skipped % YIELD_EVERY == 0:
-                        await asyncio.sleep(0)
-                    continue
-                await lane.queue.put((job, task))
+                still_open.append(stream)
+                await lane.queue.put(item)
                 if self._stopping.is_set():
                     break
             streams = still_open
-        if self._stopping.is_set():
-            self._count_left_unread(lane, streams)
+        for stream in streams:
+            await stream.aclose()
 
-    def _tasks_to_send(self, job: Job, service: ServiceName) -> Iterator[tuple[Task, Decision]]:
+    async def _tasks_to_send(
+        self, job: Job, service: ServiceName, count: int
+    ) -> AsyncGenerator[tuple[Job, Task], None]:
+        """The job's `count` tasks of `service` to send: the manifest is read no further than
+        the last of them, and the tasks passed over (done, held) are not counted again."""
         rules = self._settings.rules
+        passed_over = 0
         for task in job.manifest.tasks(service):
             state = job.replay.state_of(task.key)
-            yield task, decide(state, task.service, task.session_id, rules)
-
-    def _count_left_unread(
-        self, lane: _Lane, streams: list[tuple[Job, Iterator[tuple[Task, Decision]]]]
-    ) -> None:
-        # A stopped run still reports how many tasks it left: finish reading (cheap, no I/O
-        # but the manifest) so that the summary and exit code 75 are exact.
-        for job, stream in streams:
-            for _, decision in stream:
-                if decision is Decision.SEND:
-                    job.left[lane.service.name] += 1
-                else:
-                    job.held[(lane.service.name, decision)] += 1
+            if decide(state, task.service, task.session_id, rules) is Decision.SEND:
+                yield job, task
+                count -= 1
+                if count == 0:
+                    return
+            else:
+                passed_over += 1
+                if passed_over % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # a long resume scan never starves the event loop
 
     # --- workers -------------------------------------------------------------------------
 
@@ -257,9 +276,7 @@ class Pipeline:
         while True:
             job, task = await lane.queue.get()
             try:
-                if self._stopping.is_set():
-                    job.left[lane.service.name] += 1
-                else:
+                if not self._stopping.is_set():
                     await self._settle(lane, job, task)
             finally:
                 lane.queue.task_done()
@@ -272,7 +289,6 @@ class Pipeline:
         while True:
             slot = await limiter.acquire(ahead=PREPARE_AHEAD)
             if self._stopping.is_set() and budget.attempts_made == 0:
-                job.left[lane.service.name] += 1
                 return
             attempt = first_attempt + budget.attempts_made
             await job.ledger.sending(task.key, task.service, attempt, task.session_id)

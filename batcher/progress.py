@@ -35,9 +35,9 @@ class ObserverGroup:
         for observer in self._observers:
             observer.request_answered(job, service, code)
 
-    def task_skipped(self, job: Job, service: str, decision: Decision) -> None:
+    def tasks_skipped(self, job: Job, service: str, decision: Decision, count: int) -> None:
         for observer in self._observers:
-            observer.task_skipped(job, service, decision)
+            observer.tasks_skipped(job, service, decision, count)
 
 
 class BarProgress:
@@ -54,10 +54,10 @@ class BarProgress:
         }
         self._failed: Counter[str] = Counter()
 
-    def task_skipped(self, job: Job, service: str, decision: Decision) -> None:
+    def tasks_skipped(self, job: Job, service: str, decision: Decision, count: int) -> None:
         bar = self._bars.get(service)
         if bar is not None:
-            bar.update(1)
+            bar.update(count)
 
     def task_settled(self, job: Job, service: str, result: Result) -> None:
         bar = self._bars.get(service)
@@ -98,8 +98,8 @@ class LineProgress:
         self._settled[(service, result)] += 1
         self._maybe_log()
 
-    def task_skipped(self, job: Job, service: str, decision: Decision) -> None:
-        self._skipped[service] += 1
+    def tasks_skipped(self, job: Job, service: str, decision: Decision, count: int) -> None:
+        self._skipped[service] += count
         self._maybe_log()
 
     def _maybe_log(self) -> None:

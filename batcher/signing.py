@@ -5,7 +5,8 @@
 headers `content-type;host`, the credential scope is `DATE/SERVICE/tc3_request` with DATE the UTC
 day of the timestamp, exactly as the official SDK does (see tests/test_signing.py, which compares
 with it). The derived signing key depends only on (secret key, day, service), so it is cached per
-Signer for the day.
+Signer for the day, as the two SHA-256 states that start its HMAC (a request's signature then costs
+two state copies instead of a fresh HMAC: signing is on every request's path).
 """
 
 from __future__ import annotations
@@ -13,17 +14,31 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from functools import lru_cache
 
 ALGORITHM = "TC3-HMAC-SHA256"
 SIGNED_HEADERS = "content-type;host"
 JSON_CONTENT_TYPE = "application/json"
+_DAY_SECONDS = 86_400
+_CANONICAL_HEAD = f"POST\n/\n\ncontent-type:{JSON_CONTENT_TYPE}\nhost:"
+"""The canonical request of a JSON `POST /` up to its host (see `string_to_sign`)."""
+_CANONICAL_TAIL = f"\n\n{SIGNED_HEADERS}\n"
+_HMAC_BLOCK = 64
+"""SHA-256's block size: the HMAC pads its key to it (RFC 2104)."""
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 def utc_date(timestamp: int) -> str:
     """The UTC day (YYYY-MM-DD) of a Unix timestamp: the DATE of the credential scope."""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+    return _utc_day(timestamp // _DAY_SECONDS)
+
+
+@lru_cache(maxsize=8)
+def _utc_day(day: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(day * _DAY_SECONDS))
 
 
 def signing_key(secret_key: str, date: str, service: str) -> bytes:
@@ -80,25 +95,24 @@ class Signer:
     'TC3-HMAC-SHA256 Credential=AKIDexample/2023-11-14/vod/tc3_request'
     """
 
-    __slots__ = ("_keys", "_secret_key", "secret_id", "token")
+    __slots__ = ("_date", "_day", "_keys", "_secret_key", "secret_id", "token")
 
     def __init__(self, secret_id: str, secret_key: str, token: str | None = None) -> None:
         self.secret_id = secret_id
         self._secret_key = secret_key
         self.token = token
-        self._keys: dict[tuple[str, str], bytes] = {}
+        self._day: int | None = None
+        """The UTC day (timestamp // 86400) that `_date` and `_keys` are for."""
+        self._date = ""
+        self._keys: dict[str, _SigningKey] = {}
+        """service -> the day's signing key, as the states that start its HMAC."""
 
     def __repr__(self) -> str:
         return f"Signer(secret_id={self.secret_id!r}, secret_key=<hidden>)"
 
-    def _key(self, date: str, service: str) -> bytes:
-        cached = self._keys.get((date, service))
-        if cached is None:
-            if len(self._keys) > 8:  # a new day: drop yesterday's keys
-                self._keys.clear()
-            cached = signing_key(self._secret_key, date, service)
-            self._keys[(date, service)] = cached
-        return cached
+    def _key(self, service: str) -> _SigningKey:
+        key = self._keys[service] = _SigningKey(signing_key(self._secret_key, self._date, service))
+        return key
 
     def sign_headers(
         self,
@@ -112,15 +126,19 @@ class Signer:
         region: str | None = None,
     ) -> dict[str, str]:
         """Every header of a signed `POST /` JSON request, `Authorization` included."""
-        date = utc_date(timestamp)
-        text = string_to_sign(
-            host=host,
-            content_type=JSON_CONTENT_TYPE,
-            payload=payload,
-            timestamp=timestamp,
-            service=service,
+        day = timestamp // _DAY_SECONDS
+        if day != self._day:  # a new day (or the first request): a new date, new keys
+            self._day, self._date = day, utc_date(timestamp)
+            self._keys.clear()
+        date = self._date
+        canonical_request = (
+            f"{_CANONICAL_HEAD}{host}{_CANONICAL_TAIL}{hashlib.sha256(payload).hexdigest()}"
         )
-        signature = hmac.new(self._key(date, service), text.encode(), hashlib.sha256).hexdigest()
+        text = (
+            f"{ALGORITHM}\n{timestamp}\n{date}/{service}/tc3_request\n"
+            f"{hashlib.sha256(canonical_request.encode()).hexdigest()}"
+        )
+        signature = (self._keys.get(service) or self._key(service)).hexdigest(text.encode())
         headers = {
             "Content-Type": JSON_CONTENT_TYPE,
             "Host": host,
@@ -137,6 +155,27 @@ class Signer:
         if self.token:
             headers["X-TC-Token"] = self.token
         return headers
+
+
+class _SigningKey:
+    """HMAC-SHA256 under one fixed key (RFC 2104), its padded-key states computed once: equal to
+    `hmac.new(key, message, hashlib.sha256).hexdigest()`, at less than half the cost."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _HMAC_BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_HMAC_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def hexdigest(self, message: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

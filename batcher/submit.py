@@ -1,8 +1,12 @@
-"""The `submit` command from start to end: validate, lock, replay, run, summarise, exit code.
+"""The `submit` command from start to end: lock, replay, validate, run, summarise, exit code.
 
-Order matters and is the contract: every manifest is validated before anything is sent (a bad
-one exits 2 with nothing sent); credentials are checked next; then each ledger is locked (a held
-one exits 3 at once) and replayed; only then does the pipeline start.
+Order matters and is the contract. Credentials are found first (the CLI does it: cheap, and a
+user without them learns at once). Then each ledger is locked (a held one exits 3 at once, not
+after validating a million rows: that is the overlapping cron run) and replayed, and each
+manifest is validated in ONE pass that also keys every task and decides, against the ledger,
+what this run sends (`batcher.resume.plan_manifest`). A bad manifest exits 2 with nothing sent
+and the locks released; only when every manifest is valid does the pipeline start, and it reads
+a manifest again only as far as its last task to send.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import contextlib
 import logging
 import sys
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,22 +24,22 @@ from batcher.client import AigcClient, ClientSettings
 from batcher.credentials import Credentials
 from batcher.exit_codes import ExitCode
 from batcher.ledger import LedgerWriter, open_ledger, replay
-from batcher.manifest import Manifest
+from batcher.manifest import Manifest, ManifestError
 from batcher.metrics import RunMetrics
 from batcher.pipeline import Job, Pipeline, RunObserver, RunResult, RunSettings, StopReason
 from batcher.progress import BarProgress, LineProgress, ObserverGroup
 from batcher.report import JobSummary, summarize_job
+from batcher.resume import plan_manifest
 
 log = logging.getLogger("batcher")
 
 
 @dataclass(frozen=True, slots=True)
 class ManifestRun:
-    """A validated manifest, the ledger it settles in, and its task count per service."""
+    """A loaded manifest (its structure read, its tasks not yet) and the ledger it settles in."""
 
     manifest: Manifest
     ledger: Path
-    tasks_per_service: Mapping[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +62,21 @@ class SubmitResult:
 
 
 async def run_submit(options: SubmitOptions, credentials: Credentials) -> SubmitResult:
-    """Lock and replay each ledger, run the pipeline, close the ledgers, and judge the run."""
+    """Lock, replay and plan each manifest, run the pipeline, close the ledgers, judge the run.
+
+    ManifestError (exit 2) or LedgerLocked (exit 3) before anything is sent."""
     async with contextlib.AsyncExitStack() as stack:
-        jobs = []
+        new_ledgers = [item.ledger for item in options.manifests if not item.ledger.exists()]
+        writers: list[LedgerWriter] = []
         for item in options.manifests:
-            writer: LedgerWriter = open_ledger(item.ledger)
-            stack.push_async_callback(writer.close)
-            jobs.append(Job(str(item.manifest.path), item.manifest, replay(item.ledger), writer,
-                            item.tasks_per_service))
+            writers.append(open_ledger(item.ledger))
+            stack.push_async_callback(writers[-1].close)
+        try:
+            jobs = _plan_jobs(options, writers)
+        except ManifestError:
+            # Still under the locks: a ledger this run created for a bad manifest goes again.
+            _remove_if_empty(new_ledgers)
+            raise
         metrics = RunMetrics(options.metrics_file, jobs) if options.metrics_file else None
         observer, closers = _observers(options, jobs, metrics)
         try:
@@ -80,6 +91,23 @@ async def run_submit(options: SubmitOptions, credentials: Credentials) -> Submit
         metrics.finish(judged.exit_code)
         metrics.write()
     return judged
+
+
+def _plan_jobs(options: SubmitOptions, writers: Sequence[LedgerWriter]) -> list[Job]:
+    """Each manifest validated and planned against its replayed ledger, in one pass each."""
+    jobs = []
+    for item, writer in zip(options.manifests, writers, strict=True):
+        replayed = replay(item.ledger)
+        plans = plan_manifest(item.manifest, replayed, options.run.rules)
+        jobs.append(Job(str(item.manifest.path), item.manifest, replayed, writer, plans))
+    return jobs
+
+
+def _remove_if_empty(ledgers: Sequence[Path]) -> None:
+    for ledger in ledgers:
+        with contextlib.suppress(OSError):
+            if ledger.stat().st_size == 0:
+                ledger.unlink()
 
 
 async def _run_with_metrics(

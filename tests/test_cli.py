@@ -61,6 +61,22 @@ async def test_bad_manifest_is_one_line_per_error_exit_2_and_nothing_is_sent(tmp
     assert not manifest.with_suffix(".ledger.jsonl").exists()
 
 
+async def test_a_manifest_broken_between_runs_exits_2_and_keeps_its_ledger(tmp_path):
+    manifest = write_manifest(tmp_path, vod=3, mps=1)
+    ledger = manifest.with_suffix(".ledger.jsonl")
+    async with running_emulator(emulator_config()) as emulator:
+        code, _, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
+                                   "--rate", "0")
+        assert code == 0
+        before = ledger.read_bytes()
+        manifest.write_text(manifest.read_text() + "  - {Prompt: a new task, Seed: many}\n")
+        code, stdout, stderr = await run_cli("submit", str(manifest), "--endpoint", emulator.url)
+        sent = len(emulator.records)
+    assert code == 2 and stdout == "" and "Seed" in stderr and "Traceback" not in stderr
+    assert sent == 4, "nothing sent by the second run"
+    assert ledger.read_bytes() == before
+
+
 async def test_usage_errors_exit_2_without_traceback(tmp_path):
     manifest = write_manifest(tmp_path, vod=1, mps=0)
     for args in (["submit", str(tmp_path / "missing.yaml")],

@@ -36,10 +36,8 @@ async def submit(manifest: Path, url: str, *, credentials: Credentials = CREDENT
                  rules: ResumeRules | None = None, max_runtime: float | None = None,
                  ledger: Path | None = None) -> SubmitResult:
     loaded = load_manifest(manifest)
-    report = loaded.validate()
     options = SubmitOptions(
-        manifests=[ManifestRun(loaded, ledger or manifest.with_suffix(".ledger.jsonl"),
-                               dict(report.tasks_per_service))],
+        manifests=[ManifestRun(loaded, ledger or manifest.with_suffix(".ledger.jsonl"))],
         client=ClientSettings(endpoint=url, request_timeout=5),
         run=RunSettings(rate=rate, retry=retry, rules=rules or ResumeRules(),
                         max_runtime=max_runtime, handle_signals=False, seed=1),
