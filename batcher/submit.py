@@ -21,15 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batcher.client import AigcClient, ClientSettings
+from batcher.completion import completed_tasks, manifest_digest, record_completion, record_path
 from batcher.credentials import Credentials
 from batcher.exit_codes import ExitCode
-from batcher.ledger import LedgerWriter, open_ledger, replay
+from batcher.ledger import LedgerReplay, LedgerWriter, open_ledger, replay
 from batcher.manifest import Manifest, ManifestError
 from batcher.metrics import RunMetrics
 from batcher.pipeline import Job, Pipeline, RunObserver, RunResult, RunSettings, StopReason
 from batcher.progress import BarProgress, LineProgress, ObserverGroup
 from batcher.report import JobSummary, summarize_job
-from batcher.resume import plan_manifest
+from batcher.resume import Decision, ServicePlan, plan_manifest
 
 log = logging.getLogger("batcher")
 
@@ -72,11 +73,12 @@ async def run_submit(options: SubmitOptions, credentials: Credentials) -> Submit
             writers.append(open_ledger(item.ledger))
             stack.push_async_callback(writers[-1].close)
         try:
-            jobs = _plan_jobs(options, writers)
+            planned = _plan_jobs(options, writers)
         except ManifestError:
             # Still under the locks: a ledger this run created for a bad manifest goes again.
             _remove_if_empty(new_ledgers)
             raise
+        jobs = [job for job, _, _ in planned]
         metrics = RunMetrics(options.metrics_file, jobs) if options.metrics_file else None
         observer, closers = _observers(options, jobs, metrics)
         try:
@@ -86,21 +88,51 @@ async def run_submit(options: SubmitOptions, credentials: Credentials) -> Submit
         finally:
             for close in closers:
                 close()
-    judged = _judge(result)
+        judged = _judge(result)
+        _record_completions(planned, judged.summaries)  # every line is written; still locked
     if metrics is not None:
         metrics.finish(judged.exit_code)
         metrics.write()
     return judged
 
 
-def _plan_jobs(options: SubmitOptions, writers: Sequence[LedgerWriter]) -> list[Job]:
-    """Each manifest validated and planned against its replayed ledger, in one pass each."""
-    jobs = []
+_PlannedJob = tuple[Job, str, bool]
+"""A job, its manifest's digest when it was planned, and whether a completion record said that
+it is entirely done already."""
+
+
+def _plan_jobs(options: SubmitOptions, writers: Sequence[LedgerWriter]) -> list[_PlannedJob]:
+    """Each manifest validated and planned against its replayed ledger, in one pass each, unless
+    a completion record shows that it is entirely done in its ledger as it is."""
+    planned = []
     for item, writer in zip(options.manifests, writers, strict=True):
-        replayed = replay(item.ledger)
-        plans = plan_manifest(item.manifest, replayed, options.run.rules)
-        jobs.append(Job(str(item.manifest.path), item.manifest, replayed, writer, plans))
-    return jobs
+        name = str(item.manifest.path)
+        digest = manifest_digest(item.manifest)
+        done = completed_tasks(digest, item.ledger)
+        if done is not None:
+            log.info("%s: every task is done (%s): nothing to read or send", name,
+                     record_path(item.ledger))
+            plans = {service: ServicePlan(Counter({Decision.DONE: count}))
+                     for service, count in done.items() if count}
+            job = Job(name, item.manifest, LedgerReplay(item.ledger), writer, plans)
+        else:
+            replayed = replay(item.ledger)
+            plans = plan_manifest(item.manifest, replayed, options.run.rules)
+            job = Job(name, item.manifest, replayed, writer, plans)
+        planned.append((job, digest, done is not None))
+    return planned
+
+
+def _record_completions(planned: Sequence[_PlannedJob], summaries: Sequence[JobSummary]) -> None:
+    """A completion record for each manifest this run finished, unless it changed meanwhile."""
+    for (job, digest, from_record), summary in zip(planned, summaries, strict=True):
+        if from_record or summary.not_done or summary.left:
+            continue
+        if manifest_digest(job.manifest) != digest:
+            log.warning("%s changed during the run: its tasks will be read again next time",
+                        job.name)
+            continue
+        record_completion(job.ledger.path, {digest: job.tasks_per_service})
 
 
 def _remove_if_empty(ledgers: Sequence[Path]) -> None:
