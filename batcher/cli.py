@@ -9,7 +9,6 @@ line naming the file and the fix, and exits with the SPEC's code, never with a t
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import sys
@@ -20,6 +19,7 @@ from batcher import __version__
 from batcher.client import ClientSettings, EndpointError, check_endpoint
 from batcher.credentials import CredentialsError, load_credentials
 from batcher.emulator import serve as emulator_serve
+from batcher.eventloop import run as run_event_loop
 from batcher.exit_codes import ExitCode
 from batcher.ledger import LedgerLocked, replay
 from batcher.logs import configure_logging
@@ -134,7 +134,7 @@ def _submit(args: argparse.Namespace) -> int:
         progress="none" if args.quiet else args.progress,
         metrics_file=args.metrics_file,
     )
-    result = asyncio.run(run_submit(options, credentials))
+    result = run_event_loop(run_submit(options, credentials))
     if args.json:
         print(dumps({
             "exit_code": int(result.exit_code),

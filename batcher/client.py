@@ -18,8 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from yarl import URL
 
+from batcher import __version__
 from batcher.addresses import is_loopback
 from batcher.credentials import Credentials
 from batcher.errors import (
@@ -33,7 +33,6 @@ from batcher.errors import (
 )
 from batcher.services import Service
 from batcher.signing import Signer
-
 
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 """The request body's JSON: compact, non-ASCII as UTF-8 (what `json.dumps` with these options
@@ -85,7 +84,7 @@ class AigcClient:
         self._endpoint = check_endpoint(settings.endpoint) if settings.endpoint else None
         self._clock = clock
         self._clock_offsets: dict[str, float] = {}
-        self._targets: dict[str, tuple[str, URL, str]] = {}
+        self._targets: dict[str, tuple[str, str, str]] = {}
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> AigcClient:
@@ -98,7 +97,9 @@ class AigcClient:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=timeout,
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            # Given, not skipped (skip_auto_headers costs every request a header copy): who is
+            # calling, and that the small JSON answers are not to be compressed.
+            headers={"User-Agent": f"batcher/{__version__}", "Accept-Encoding": "identity"},
             cookie_jar=aiohttp.DummyCookieJar(),  # the API sets none; a gateway's are not kept
         )
         return self
@@ -115,12 +116,12 @@ class AigcClient:
     def _url(self, service: Service) -> str:
         return self._endpoint or f"https://{service.host}"
 
-    def _target(self, service: Service) -> tuple[str, URL, str]:
+    def _target(self, service: Service) -> tuple[str, str, str]:
         """(base URL, request URL, Host header) of `service`: parsed once, not on every request."""
         target = self._targets.get(service.name)
         if target is None:
             url = self._url(service)
-            target = self._targets[service.name] = (url, URL(url + "/"), urlsplit(url).netloc)
+            target = self._targets[service.name] = (url, url + "/", urlsplit(url).netloc)
         return target
 
     async def create_task(self, service: Service, params: Mapping[str, Any]) -> Outcome:

@@ -8,6 +8,7 @@ have reached the server.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 
@@ -199,3 +200,36 @@ async def test_gateway_answers_that_are_not_api_json_are_classified_by_status():
     assert isinstance(not_found, ApiError) and not_found.error_class is ErrorClass.PERMANENT
     assert isinstance(too_many, TransportError) and not too_many.may_have_reached_server
     assert isinstance(garbled, TransportError) and garbled.may_have_reached_server
+
+
+async def test_the_request_on_the_wire_body_and_headers():
+    seen: list[tuple[dict[str, str], bytes]] = []
+
+    async def api(request):
+        seen.append((dict(request.headers), await request.read()))
+        response = web.json_response({"Response": {"TaskId": "t-1", "RequestId": "r-1"}})
+        response.set_cookie("gateway", "sticky")  # an API client keeps no cookies
+        return response
+
+    app = web.Application()
+    app.router.add_post("/", api)
+    async with TestServer(app, host="127.0.0.1") as server, \
+            client_for(f"http://127.0.0.1:{server.port}", region="ap-singapore") as client:
+        outcomes = [await client.create_task(VOD, VOD_PARAMS) for _ in range(2)]
+        port = server.port
+    assert all(isinstance(outcome, Accepted) for outcome in outcomes)
+    (headers, body), (second_headers, _) = seen
+    # The signed bytes: compact JSON, non-ASCII as UTF-8.
+    assert body == json.dumps(VOD_PARAMS, ensure_ascii=False, separators=(",", ":")).encode()
+    assert set(headers) == {
+        "Host", "Content-Type", "Content-Length", "X-TC-Action", "X-TC-Version",
+        "X-TC-Timestamp", "X-TC-Region", "Authorization", "Accept", "Accept-Encoding",
+        "User-Agent",
+    }
+    assert headers["Host"] == f"127.0.0.1:{port}"
+    assert headers["Content-Type"] == "application/json"
+    assert headers["X-TC-Action"] == "CreateAigcImageTask"
+    assert headers["X-TC-Region"] == "ap-singapore"
+    assert headers["Accept-Encoding"] == "identity"
+    assert headers["User-Agent"].startswith("batcher/")
+    assert "Cookie" not in second_headers

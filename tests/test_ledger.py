@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -522,3 +523,88 @@ def test_replay_of_a_writer_ledger_never_needs_json_loads(tmp_path: Path):
     state: LedgerReplay = replay(path)
     assert state._slow_lines == 0 and state.records == 900
     assert state.counts()[TaskState.IN_DOUBT] == 100
+
+
+# --- the writer's hand-built lines equal json.dumps -----------------------------------------------
+
+
+def reference_line(record: dict[str, object]) -> bytes:
+    """A line as the writer first wrote it: json.dumps of the record, fields in SPEC order."""
+    text = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "backslashreplace") + b"\n"
+
+
+def reference_ts(moment: datetime) -> str:
+    utc = moment.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+
+
+# Any text a server may answer with: quotes, backslashes, control characters, CJK, emoji and lone
+# surrogates (json.loads gives those for a "\udxxx" escape).
+any_text = st.text(st.characters(blacklist_categories=()), max_size=40)
+optional_text = st.one_of(st.none(), any_text)
+EXAMPLES = itertools.count()
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    n=st.integers(0, 10**6), service=st.sampled_from(["vod", "mps"]),
+    attempt=st.integers(1, 10**12), session_id=optional_text, task_id=any_text,
+    request_id=any_text, optional_request_id=optional_text, code=any_text, message=any_text,
+    retryable=st.booleans(),
+)
+def test_every_line_is_byte_for_byte_what_json_dumps_writes(
+    tmp_path: Path, n, service, attempt, session_id, task_id, request_id, optional_request_id,
+    code, message, retryable,
+):
+    path = tmp_path / f"{next(EXAMPLES)}.ledger.jsonl"  # tmp_path is shared by the examples
+    k = key(n)
+    head = {"ts": "2026-11-22T10:00:00.123Z", "key": k, "service": service}
+
+    def extra(**fields: object) -> dict[str, object]:
+        return {name: value for name, value in fields.items() if value is not None}
+
+    expected = [
+        {**head, "event": "sending", "attempt": attempt, **extra(session_id=session_id)},
+        {**head, "event": "submitted", "task_id": task_id, "request_id": request_id,
+         **extra(session_id=session_id)},
+        {**head, "event": "duplicate", "request_id": request_id, "session_id": task_id},
+        {**head, "event": "failed",
+         "error": {"code": code, "message": message, "retryable": retryable},
+         **extra(request_id=optional_request_id)},
+    ]  # fmt: skip
+
+    async def write() -> None:
+        async with open_ledger(path, clock=fixed_clock) as w:
+            await w.sending(k, service, attempt, session_id)
+            await w.submitted(k, service, task_id, request_id, session_id)
+            await w.duplicate(k, service, request_id, task_id)
+            await w.failed(k, service, code, message, retryable, optional_request_id)
+
+    asyncio.run(write())
+    assert path.read_bytes() == b"".join(reference_line(record) for record in expected)
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)),
+                                   timezone(timedelta(hours=-8))]),
+    )
+)
+def test_timestamps_are_always_24_characters_as_strftime_wrote_them(moment: datetime):
+    from batcher.ledger import _format_ts
+
+    if moment.astimezone(UTC).year < 1000:  # strftime's %Y has no padding there: ours does
+        return
+    formatted = _format_ts(moment)
+    assert formatted == reference_ts(moment)
+    assert len(formatted) == 24
+
+
+def test_a_naive_clock_is_refused():
+    from batcher.ledger import _format_ts
+
+    with pytest.raises(ValueError, match="aware"):
+        _format_ts(datetime(2026, 11, 22, 10, 0))

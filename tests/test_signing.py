@@ -108,3 +108,50 @@ def test_signer_repr_hides_the_secret_key():
     signer = Signer("AKIDvisible", "very-secret-value")
     assert "very-secret-value" not in repr(signer)
     assert "AKIDvisible" in repr(signer)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    secret_key=secret_keys, service=st.sampled_from([VOD, MPS]), host=hosts, prompt=prompts,
+    # Several requests of one Signer, across UTC midnights and back (a clock corrected
+    # backwards): its cached day and signing keys must never leak into another day's signature.
+    timestamps=st.lists(st.integers(1_700_006_390, 1_700_006_410) | timestamps, min_size=1,
+                        max_size=8),
+)
+def test_one_signer_equals_the_reference_signature_on_every_request(secret_key, service, host,
+                                                                    prompt, timestamps):
+    signer = Signer("AKIDexample", secret_key)
+    payload = json.dumps({"Prompt": prompt}, ensure_ascii=False).encode("utf-8")
+    for timestamp in timestamps:
+        headers = signer.sign_headers(service=service.name, host=host, action=service.action,
+                                      version=service.version, payload=payload,
+                                      timestamp=timestamp)
+        parsed = parse_authorization(headers["Authorization"])
+        assert parsed is not None
+        assert parsed.signature == expected_signature(
+            secret_key=secret_key, host=host, content_type="application/json", payload=payload,
+            timestamp=timestamp, service=service.name,
+        )
+        assert headers["X-TC-Timestamp"] == str(timestamp)
+
+
+@given(timestamp=st.integers(-10**10, 10**11))
+def test_utc_date_is_the_utc_day_of_the_timestamp(timestamp):
+    from datetime import UTC, datetime
+
+    from batcher.signing import utc_date
+
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    if moment.year >= 1000:  # strftime's %Y is unpadded below that, on both sides
+        assert utc_date(timestamp) == moment.strftime("%Y-%m-%d")
+
+
+@given(key=st.binary(max_size=200), message=st.binary(max_size=500))
+def test_the_cached_hmac_state_equals_hmac(key, message):
+    import hashlib
+    import hmac
+
+    from batcher.signing import _SigningKey
+
+    assert _SigningKey(key).hexdigest(message) == hmac.new(key, message,
+                                                           hashlib.sha256).hexdigest()
