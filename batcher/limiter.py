@@ -45,10 +45,11 @@ SLOT_TOLERANCE = 0.003
 the margin, R + 1 slots span 1/0.992 s ≈ 1.008 s: 3 ms of lateness still fits (see above).
 The event loop's timers wake 1-1.8 ms late here, so a fresh slot is rarely needed."""
 
-PREPARE_AHEAD = 0.02
+PREPARE_AHEAD = 0.05
 """How long before its slot a request is prepared (its `sending` line written and fsync'ed):
-long enough for the fsync (~0.2 ms here, a few ms at worst), short enough that a crash leaves
-at most one prepared-but-unsent request per service in doubt."""
+long enough for the fsync (~0.2 ms here, but tens of ms when it waits for a journal commit;
+at 20 ms ahead the bench still lost a slot to that every ~10 s), short enough that a crash
+leaves at most one prepared-but-unsent request per service in doubt."""
 
 MIN_RATE = 1.0
 

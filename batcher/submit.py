@@ -132,7 +132,10 @@ def _record_completions(planned: Sequence[_PlannedJob], summaries: Sequence[JobS
             log.warning("%s changed during the run: its tasks will be read again next time",
                         job.name)
             continue
-        record_completion(job.ledger.path, {digest: job.tasks_per_service})
+        try:
+            record_completion(job.ledger.path, {digest: job.tasks_per_service})
+        except OSError as error:  # only a shortcut for the next run: the run itself succeeded
+            log.warning("%s: cannot write its completion record: %s", job.name, error)
 
 
 def _remove_if_empty(ledgers: Sequence[Path]) -> None:

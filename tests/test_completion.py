@@ -111,3 +111,15 @@ async def test_a_damaged_record_is_ignored(tmp_path):
         sent = len(emulator.records)
     assert code == 0 and SHORTCUT not in stderr and sent == 2
     assert services(summary)["vod"]["done_before"] == 2
+
+
+async def test_a_record_that_cannot_be_written_does_not_fail_the_run(tmp_path):
+    manifest = write_manifest(tmp_path, vod=2, mps=0)
+    record_path(manifest.with_suffix(".ledger.jsonl")).mkdir()  # in the record's way
+    async with running_emulator(emulator_config()) as emulator:
+        code, summary, stderr = await submit(manifest, emulator.url)
+        again, _, _ = await submit(manifest, emulator.url)
+        sent = len(emulator.records)
+    assert code == 0 and again == 0 and sent == 2
+    assert "cannot write its completion record" in stderr and "Traceback" not in stderr
+    assert services(summary)["vod"]["submitted"] == 2
