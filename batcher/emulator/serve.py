@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -157,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _complain(str(exc))
         return EXIT_USAGE
+    gc.freeze()  # keep full collections over the imported modules from stalling answers
     try:
         return asyncio.run(_serve(config))
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
