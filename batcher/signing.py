@@ -5,8 +5,8 @@
 headers `content-type;host`, the credential scope is `DATE/SERVICE/tc3_request` with DATE the UTC
 day of the timestamp, exactly as the official SDK does (see tests/test_signing.py, which compares
 with it). The derived signing key depends only on (secret key, day, service), so it is cached per
-Signer for the day, as the two SHA-256 states that start its HMAC (a request's signature then costs
-two state copies instead of a fresh HMAC: signing is on every request's path).
+Signer for the day, as an HMAC object keyed once and copied for each request (a copy instead of a
+fresh HMAC: signing is on every request's path).
 """
 
 from __future__ import annotations
@@ -22,13 +22,6 @@ ALGORITHM = "TC3-HMAC-SHA256"
 SIGNED_HEADERS = "content-type;host"
 JSON_CONTENT_TYPE = "application/json"
 _DAY_SECONDS = 86_400
-_CANONICAL_HEAD = f"POST\n/\n\ncontent-type:{JSON_CONTENT_TYPE}\nhost:"
-"""The canonical request of a JSON `POST /` up to its host (see `string_to_sign`)."""
-_CANONICAL_TAIL = f"\n\n{SIGNED_HEADERS}\n"
-_HMAC_BLOCK = 64
-"""SHA-256's block size: the HMAC pads its key to it (RFC 2104)."""
-_IPAD = bytes(x ^ 0x36 for x in range(256))
-_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 def utc_date(timestamp: int) -> str:
@@ -49,20 +42,24 @@ def signing_key(secret_key: str, date: str, service: str) -> bytes:
 
 
 def string_to_sign(
-    *, host: str, content_type: str, payload: bytes, timestamp: int, service: str
+    *,
+    host: str,
+    content_type: str,
+    payload: bytes,
+    timestamp: int,
+    service: str,
+    date: str | None = None,
 ) -> str:
-    """The TC3 string to sign of a `POST /` request with the given headers and body."""
-    canonical_request = "\n".join(
-        (
-            "POST",
-            "/",
-            "",
-            f"content-type:{content_type}\nhost:{host}\n",
-            SIGNED_HEADERS,
-            hashlib.sha256(payload).hexdigest(),
-        )
+    """The TC3 string to sign of a `POST /` request with the given headers and body.
+
+    The canonical request: method, path `/`, no query, the two signed headers, their names and
+    the body's SHA-256. `date` defaults to the timestamp's UTC day (a caller may pass it cached).
+    """
+    canonical_request = (
+        f"POST\n/\n\ncontent-type:{content_type}\nhost:{host}\n\n{SIGNED_HEADERS}\n"
+        f"{hashlib.sha256(payload).hexdigest()}"
     )
-    scope = f"{utc_date(timestamp)}/{service}/tc3_request"
+    scope = f"{date or utc_date(timestamp)}/{service}/tc3_request"
     digest = hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()
     return f"{ALGORITHM}\n{timestamp}\n{scope}\n{digest}"
 
@@ -104,14 +101,17 @@ class Signer:
         self._day: int | None = None
         """The UTC day (timestamp // 86400) that `_date` and `_keys` are for."""
         self._date = ""
-        self._keys: dict[str, _SigningKey] = {}
-        """service -> the day's signing key, as the states that start its HMAC."""
+        self._keys: dict[str, hmac.HMAC] = {}
+        """service -> an HMAC keyed with the day's signing key, to copy for each request."""
 
     def __repr__(self) -> str:
         return f"Signer(secret_id={self.secret_id!r}, secret_key=<hidden>)"
 
-    def _key(self, service: str) -> _SigningKey:
-        key = self._keys[service] = _SigningKey(signing_key(self._secret_key, self._date, service))
+    def _key(self, service: str) -> hmac.HMAC:
+        # An HMAC keyed once, copied per request: its padded-key states are not recomputed.
+        key = self._keys[service] = hmac.new(
+            signing_key(self._secret_key, self._date, service), digestmod=hashlib.sha256
+        )
         return key
 
     def sign_headers(
@@ -131,14 +131,11 @@ class Signer:
             self._day, self._date = day, utc_date(timestamp)
             self._keys.clear()
         date = self._date
-        canonical_request = (
-            f"{_CANONICAL_HEAD}{host}{_CANONICAL_TAIL}{hashlib.sha256(payload).hexdigest()}"
-        )
-        text = (
-            f"{ALGORITHM}\n{timestamp}\n{date}/{service}/tc3_request\n"
-            f"{hashlib.sha256(canonical_request.encode()).hexdigest()}"
-        )
-        signature = (self._keys.get(service) or self._key(service)).hexdigest(text.encode())
+        text = string_to_sign(host=host, content_type=JSON_CONTENT_TYPE, payload=payload,
+                              timestamp=timestamp, service=service, date=date)
+        mac = (self._keys.get(service) or self._key(service)).copy()
+        mac.update(text.encode())
+        signature = mac.hexdigest()
         headers = {
             "Content-Type": JSON_CONTENT_TYPE,
             "Host": host,
@@ -155,27 +152,6 @@ class Signer:
         if self.token:
             headers["X-TC-Token"] = self.token
         return headers
-
-
-class _SigningKey:
-    """HMAC-SHA256 under one fixed key (RFC 2104), its padded-key states computed once: equal to
-    `hmac.new(key, message, hashlib.sha256).hexdigest()`, at less than half the cost."""
-
-    __slots__ = ("_inner", "_outer")
-
-    def __init__(self, key: bytes) -> None:
-        if len(key) > _HMAC_BLOCK:
-            key = hashlib.sha256(key).digest()
-        key = key.ljust(_HMAC_BLOCK, b"\0")
-        self._inner = hashlib.sha256(key.translate(_IPAD))
-        self._outer = hashlib.sha256(key.translate(_OPAD))
-
-    def hexdigest(self, message: bytes) -> str:
-        inner = self._inner.copy()
-        inner.update(message)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,14 +144,3 @@ def test_utc_date_is_the_utc_day_of_the_timestamp(timestamp):
     moment = datetime.fromtimestamp(timestamp, UTC)
     if moment.year >= 1000:  # strftime's %Y is unpadded below that, on both sides
         assert utc_date(timestamp) == moment.strftime("%Y-%m-%d")
-
-
-@given(key=st.binary(max_size=200), message=st.binary(max_size=500))
-def test_the_cached_hmac_state_equals_hmac(key, message):
-    import hashlib
-    import hmac
-
-    from batcher.signing import _SigningKey
-
-    assert _SigningKey(key).hexdigest(message) == hmac.new(key, message,
-                                                           hashlib.sha256).hexdigest()
