@@ -1,5 +1,5 @@
 """`python -m batcher`: the same entry point as the `batcher` console script."""
 
-from batcher.cli import main
+from batcher.cli.main import main
 
 raise SystemExit(main())

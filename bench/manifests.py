@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-from batcher.ledger import open_ledger
+from batcher.state.ledger import open_ledger
 
 CSV_HEADER = "service,Prompt,SubAppId,ModelName,ModelVersion,ExtraParameters.AspectRatio\n"
 VOD_ROW = "vod,a lighthouse at dawn number {n} in watercolor,251007502,GEM,2.5,\n"

@@ -1,4 +1,4 @@
-"""The resume scan alone: `batcher.ledger.replay` over a ledger, timed inside its own process.
+"""The resume scan alone: `batcher.state.ledger.replay` over a ledger, timed inside its own process.
 
     python bench/probe_replay.py LEDGER
 
@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from batcher.ledger import replay
+from batcher.state.ledger import replay
 
 
 def main(argv: list[str]) -> int:

@@ -5,7 +5,7 @@
 2. `batcher plan CSV --json` streams every task's key; the benchmark turns them into a ledger in
    which every task is done, a `sending` and a `submitted` line each in batcher's own format (so
    N tasks make 2N lines). Its wall time and RSS are shown for information.
-3. The resume scan alone: `batcher.ledger.replay` over that ledger in its own process
+3. The resume scan alone: `batcher.state.ledger.replay` over that ledger in its own process
    (`bench/probe_replay.py`), timed inside, peak RSS from outside.
 4. `batcher submit CSV` with that ledger against an emulator: it must send nothing and exit 0;
    total wall time (validation, replay, the lanes' scan of the manifest) and peak RSS.

@@ -3,7 +3,7 @@
 `emulator` yields a `RunningEmulator` built from `emulator_config` (default settings); a test
 that needs other settings overrides `emulator_config` (e.g. with `pytest.mark.parametrize`) or
 opens its own `running_emulator(config)` and gets a client from `raw_client_for(url)`.
-`RawClient` signs with `batcher.signing.Signer` and sends
+`RawClient` signs with `batcher.wire.signing.Signer` and sends
 with aiohttp, with every header open to tampering; it is also the load generator of quick
 throughput checks.
 """
@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDictProxy
 
+from batcher.api.services import get_service
 from batcher.emulator import (
     DEFAULT_SECRET_ID,
     DEFAULT_SECRET_KEY,
@@ -27,8 +28,7 @@ from batcher.emulator import (
     RunningEmulator,
     running_emulator,
 )
-from batcher.services import get_service
-from batcher.signing import Signer
+from batcher.wire.signing import Signer
 
 VOD_PARAMS: dict[str, Any] = {
     "SubAppId": 251007502,

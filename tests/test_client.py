@@ -16,12 +16,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from batcher.client import AigcClient, ClientSettings, EndpointError, check_endpoint
-from batcher.credentials import Credentials
+from batcher.api.services import MPS, VOD
 from batcher.emulator.config import EmulatorConfig, FaultConfig
 from batcher.emulator.runner import running_emulator
-from batcher.errors import Accepted, ApiError, ErrorClass, TransportError, is_throttling
-from batcher.services import MPS, VOD
+from batcher.wire.client import AigcClient, ClientSettings, EndpointError, check_endpoint
+from batcher.wire.credentials import Credentials
+from batcher.wire.errors import Accepted, ApiError, ErrorClass, TransportError, is_throttling
 
 SECRET_ID = "AKIDclientTest000000000000000000"
 SECRET_KEY = "client-test-secret-key"

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from batcher.completion import record_path
 from batcher.emulator.config import FaultConfig
 from batcher.emulator.runner import running_emulator
+from batcher.state.completion import record_path
 from tests.helpers import read_ledger, run_cli, write_manifest
 from tests.test_pipeline import emulator_config
 

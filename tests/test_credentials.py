@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from batcher.credentials import CredentialsError, load_credentials
+from batcher.wire.credentials import CredentialsError, load_credentials
 
 SECRET = "s3cr3t-KEY-value-0123456789"
 

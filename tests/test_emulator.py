@@ -30,7 +30,6 @@ from tencentcloud.mps.v20190612.mps_client import MpsClient
 from tencentcloud.vod.v20180717 import models as vod_models
 from tencentcloud.vod.v20180717.vod_client import VodClient
 
-from batcher.addresses import is_loopback
 from batcher.emulator import (
     DEFAULT_SECRET_ID,
     DEFAULT_SECRET_KEY,
@@ -40,6 +39,7 @@ from batcher.emulator import (
     max_in_rolling_second,
     running_emulator,
 )
+from batcher.wire.addresses import is_loopback
 from tests.conftest import MPS_PARAMS, VOD_PARAMS
 
 REPO = Path(__file__).resolve().parents[1]

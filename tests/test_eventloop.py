@@ -1,4 +1,4 @@
-"""batcher.eventloop: uvloop when importable, asyncio's own loop on request; same behaviour."""
+"""batcher.run.eventloop: uvloop when importable, asyncio's own loop on request; same behaviour."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from batcher import eventloop
-from batcher.ledger import open_ledger, replay
+from batcher.run import eventloop
+from batcher.state.ledger import open_ledger, replay
 
 HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
 

@@ -22,15 +22,15 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batcher.keys import (
+from batcher.api.models import SESSION_ID_MAX
+from batcher.manifest import Task, load_manifest
+from batcher.manifest.keys import (
     KEY_HEX_CHARS,
     UNKEYED_PARAMS,
     canonical_json,
     session_id_for,
     task_key,
 )
-from batcher.manifest import Task, load_manifest
-from batcher.models import SESSION_ID_MAX
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden" / "example-keys.json"

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import batcher
-from batcher.ledger import (
+from batcher.state.ledger import (
     FailureGroup,
     LedgerError,
     LedgerLocked,
@@ -31,7 +31,7 @@ from batcher.ledger import (
     open_ledger,
     replay,
 )
-from batcher.lock import lock_path
+from batcher.state.lock import lock_path
 
 NOW = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC)
 REPO = Path(batcher.__file__).resolve().parent.parent
@@ -242,7 +242,7 @@ async def test_a_torn_last_line_is_skipped_with_a_warning_and_the_next_append_st
     with ledger.open("ab") as f:  # a crash in the middle of writing the next line
         f.write(b'{"ts":"2026-11-22T10:00:01.000Z","key":"' + key(2).encode() + b'","serv')
 
-    with caplog.at_level(logging.WARNING, logger="batcher.ledger"):
+    with caplog.at_level(logging.WARNING, logger="batcher.state.ledger"):
         state = replay(ledger)
     assert state.torn_lines == 1 and state.corrupt_lines == []
     assert state.state_of(key(1)) is TaskState.SUBMITTED
@@ -291,7 +291,7 @@ async def test_corrupt_middle_lines_are_skipped_and_numbered(
     await w.submitted(key(1), "vod", "t1", "r1", "s1")  # line 6
     await w.close()
 
-    with caplog.at_level(logging.WARNING, logger="batcher.ledger"):
+    with caplog.at_level(logging.WARNING, logger="batcher.state.ledger"):
         state = replay(ledger)
     assert state.corrupt_lines == [2, 3, 4, 5] and state.corrupt_count == 4
     assert state.torn_lines == 0 and state.records == 2
@@ -369,7 +369,7 @@ def expected_state(events: list[tuple[str, object]]) -> TaskState:
 HOLDER = """
 import sys, time
 from pathlib import Path
-from batcher.ledger import open_ledger
+from batcher.state.ledger import open_ledger
 writer = open_ledger(Path(sys.argv[1]))
 print("locked", flush=True)
 time.sleep(60)
@@ -594,7 +594,7 @@ def test_every_line_is_byte_for_byte_what_json_dumps_writes(
     )
 )
 def test_timestamps_are_always_24_characters_as_strftime_wrote_them(moment: datetime):
-    from batcher.ledger import _format_ts
+    from batcher.state.writer import _format_ts
 
     if moment.astimezone(UTC).year < 1000:  # strftime's %Y has no padding there: ours does
         return
@@ -604,7 +604,7 @@ def test_timestamps_are_always_24_characters_as_strftime_wrote_them(moment: date
 
 
 def test_a_naive_clock_is_refused():
-    from batcher.ledger import _format_ts
+    from batcher.state.writer import _format_ts
 
     with pytest.raises(ValueError, match="aware"):
         _format_ts(datetime(2026, 11, 22, 10, 0))

@@ -15,7 +15,7 @@ from bisect import bisect_left
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batcher.limiter import SAFETY_MARGIN, SLOT_TOLERANCE, ServiceRateLimiter, SlotGrid
+from batcher.run.limiter import SAFETY_MARGIN, SLOT_TOLERANCE, ServiceRateLimiter, SlotGrid
 
 
 def most_in_one_second(times: list[float]) -> int:

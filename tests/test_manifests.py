@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from batcher.keys import session_id_for, task_key
-from batcher.manifest import Manifest, ManifestError, Task, ValidationReport, load_manifest
-from batcher.models import request_model
+from batcher.api.models import request_model
+from batcher.exceptions import ManifestError
+from batcher.manifest import Manifest, Task, ValidationReport, load_manifest
+from batcher.manifest.keys import session_id_for, task_key
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = ["jobs/example.yaml", "jobs/example.csv", "jobs/all-features.yaml"]

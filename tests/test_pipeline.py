@@ -9,17 +9,17 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from batcher.client import ClientSettings
-from batcher.credentials import Credentials
+from batcher.cli.submit_run import ManifestRun, SubmitOptions, SubmitResult, run_submit
 from batcher.emulator.config import EmulatorConfig, FaultConfig
 from batcher.emulator.runner import running_emulator
 from batcher.emulator.state import max_in_rolling_second
-from batcher.exit_codes import ExitCode
+from batcher.exceptions import ExitCode
 from batcher.manifest import load_manifest
-from batcher.pipeline import RunSettings
-from batcher.resume import ResumeRules
-from batcher.retry import RetryPolicy
-from batcher.submit import ManifestRun, SubmitOptions, SubmitResult, run_submit
+from batcher.run.pipeline import RunSettings
+from batcher.run.resume import ResumeRules
+from batcher.run.retry import RetryPolicy
+from batcher.wire.client import ClientSettings
+from batcher.wire.credentials import Credentials
 from tests.helpers import SECRET_ID, SECRET_KEY, event_counts, read_ledger, write_manifest
 
 CREDENTIALS = Credentials(SECRET_ID, SECRET_KEY)

@@ -6,9 +6,9 @@ import json
 
 from batcher.emulator.config import FaultConfig
 from batcher.emulator.runner import running_emulator
-from batcher.exit_codes import ExitCode
+from batcher.exceptions import ExitCode
 from batcher.manifest import load_manifest
-from batcher.resume import ResumeRules
+from batcher.run.resume import ResumeRules
 from tests.helpers import event_counts, read_ledger, write_manifest
 from tests.test_pipeline import emulator_config, ledger_of, submit
 

@@ -18,8 +18,8 @@ from tencentcloud.common.http.request import RequestInternal
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
-from batcher.services import MPS, VOD, Service
-from batcher.signing import Signer, expected_signature, parse_authorization
+from batcher.api.services import MPS, VOD, Service
+from batcher.wire.signing import Signer, expected_signature, parse_authorization
 
 secret_ids = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
                      min_size=8, max_size=36)
@@ -80,7 +80,7 @@ def test_utf8_payload_signature_matches_the_sdk_signing_routine(secret_key, time
     request = RequestInternal(host, "POST", "/", {"Content-Type": "application/json",
                                                   "Host": host,
                                                   "X-TC-Timestamp": str(timestamp)}, payload)
-    from batcher.signing import utc_date
+    from batcher.wire.signing import utc_date
 
     sdk_signature = client._get_tc3_signature({}, request, utc_date(timestamp), "vod", secret_key)
     ours = expected_signature(secret_key=secret_key, host=host, content_type="application/json",
@@ -139,7 +139,7 @@ def test_one_signer_equals_the_reference_signature_on_every_request(secret_key, 
 def test_utc_date_is_the_utc_day_of_the_timestamp(timestamp):
     from datetime import UTC, datetime
 
-    from batcher.signing import utc_date
+    from batcher.wire.signing import utc_date
 
     moment = datetime.fromtimestamp(timestamp, UTC)
     if moment.year >= 1000:  # strftime's %Y is unpadded below that, on both sides

@@ -2,7 +2,8 @@
 
 It verifies TC3 signatures, enforces the rolling per-second cap, validates parameters with the
 shared models and the real error codes, deduplicates VOD SessionIds for three days, and injects
-faults on demand. It imports only `batcher.services`, `batcher.models` and `batcher.signing`.
+faults on demand. It imports only `batcher.api` (models, services) and `batcher.wire.signing`
+and `batcher.wire.addresses`.
 
     async with running_emulator(EmulatorConfig()) as emulator:
         print(emulator.url)
@@ -10,18 +11,40 @@ faults on demand. It imports only `batcher.services`, `batcher.models` and `batc
 Modules: `config` (settings), `errors` (codes and messages), `auth` (signature checks),
 `ratelimit` (rolling windows), `validation` (pydantic errors to API codes), `faults`
 (injection), `state` (dedup, counters, records), `app` (handlers), `runner` (in-process
-start/stop), `serve` (the `batcher emulator` command).
+start/stop), `arguments` (its options), `serve` (the `batcher emulator` command).
 """
 
-from batcher.emulator.app import STATE_KEY, make_app
-from batcher.emulator.config import (
-    DEFAULT_SECRET_ID,
-    DEFAULT_SECRET_KEY,
-    EmulatorConfig,
-    FaultConfig,
-)
-from batcher.emulator.runner import RunningEmulator, running_emulator, start_emulator
-from batcher.emulator.state import EmulatorState, RequestRecord, max_in_rolling_second
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from batcher.emulator.app import STATE_KEY, make_app
+    from batcher.emulator.config import (
+        DEFAULT_SECRET_ID,
+        DEFAULT_SECRET_KEY,
+        EmulatorConfig,
+        FaultConfig,
+    )
+    from batcher.emulator.runner import RunningEmulator, running_emulator, start_emulator
+    from batcher.emulator.state import EmulatorState, RequestRecord, max_in_rolling_second
+
+_HOMES = {
+    "STATE_KEY": "app", "make_app": "app",
+    "DEFAULT_SECRET_ID": "config", "DEFAULT_SECRET_KEY": "config",
+    "EmulatorConfig": "config", "FaultConfig": "config",
+    "RunningEmulator": "runner", "running_emulator": "runner", "start_emulator": "runner",
+    "EmulatorState": "state", "RequestRecord": "state", "max_in_rolling_second": "state",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use (PEP 562): `batcher --help` reaches this package for the emulator's
+    # options and must not import aiohttp with it.
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+
 
 __all__ = [
     "DEFAULT_SECRET_ID",

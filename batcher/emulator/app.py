@@ -27,6 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
+from batcher.api.models import VodCreateAigcImageTaskRequest
+from batcher.api.services import SERVICES, Service
 from batcher.emulator.auth import parse, verify
 from batcher.emulator.config import EmulatorConfig
 from batcher.emulator.errors import ApiError, known, request_limit_exceeded
@@ -40,8 +42,6 @@ from batcher.emulator.state import (
     RequestRecord,
 )
 from batcher.emulator.validation import validate
-from batcher.models import VodCreateAigcImageTaskRequest
-from batcher.services import SERVICES, Service
 
 STATE_KEY = web.AppKey("batcher_emulator_state", EmulatorState)
 STATS_PATH = "/_emulator/stats"

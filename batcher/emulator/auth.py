@@ -3,7 +3,7 @@
 `verify` checks one request the way the real endpoint does and answers either the `Service` the
 request is for (the credential scope's service picks it: both services share one port) or the
 `ApiError` the real API would return. It recomputes the signature over the request's own `Host`
-and `Content-Type` headers with `batcher.signing.expected_signature`, the same code the client
+and `Content-Type` headers with `batcher.wire.signing.expected_signature`, the same code the client
 signs with, so both sides can never drift apart unnoticed (the SDK test proves the pair right).
 """
 
@@ -12,11 +12,11 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 
+from batcher.api.services import SERVICES, Service
 from batcher.emulator import errors
 from batcher.emulator.config import MAX_TIMESTAMP_SKEW_SECONDS, EmulatorConfig
 from batcher.emulator.errors import ApiError
-from batcher.services import SERVICES, Service
-from batcher.signing import (
+from batcher.wire.signing import (
     SIGNED_HEADERS,
     ParsedAuthorization,
     expected_signature,

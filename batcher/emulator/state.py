@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import IO, Any
 
+from batcher.api.services import SERVICE_NAMES, get_service
 from batcher.emulator.config import DEDUP_WINDOW_SECONDS, EmulatorConfig
 from batcher.emulator.ratelimit import PeakMeter
-from batcher.services import SERVICE_NAMES, get_service
 
 OUTCOME_OK = "ok"
 OUTCOME_HTTP_502 = "http_502"

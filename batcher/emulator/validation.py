@@ -1,6 +1,6 @@
 """Request-body validation: the service's pydantic model, its errors mapped to API error codes.
 
-The models of `batcher.models` are the contract both sides share; here they run in lax mode, as
+The models of `batcher.api.models` are the contract both sides share; here they run in lax mode, as
 the real API accepts numeric strings (its own example sends `"TasksPriority": "10"`). A failed
 validation becomes the error the real API answers, reporting a single problem the way it does,
 chosen by how basic it is: `UnknownParameter`, then `MissingParameter`, then `InvalidParameter`
@@ -18,10 +18,10 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from batcher.api.models import RequestModel, VodCreateAigcImageTaskRequest, request_model
+from batcher.api.services import Service
 from batcher.emulator import errors
 from batcher.emulator.errors import ApiError
-from batcher.models import RequestModel, VodCreateAigcImageTaskRequest, request_model
-from batcher.services import Service
 
 JSON_MEDIA_TYPE = "application/json"
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from batcher.exceptions import LedgerLocked
+
 Clock = Callable[[], datetime]
 """Returns the current time as an aware datetime (injected by tests)."""
 
@@ -58,20 +60,6 @@ class LockHolder:
             return None
 
 
-class LedgerLocked(Exception):
-    """Another run holds the ledger; the CLI exits 3."""
-
-    def __init__(self, ledger: Path, holder: LockHolder | None) -> None:
-        self.ledger = ledger
-        self.holder = holder
-        if holder is None:
-            # The holder took the lock a moment ago and has not written its name yet.
-            who = "another run"
-        else:
-            who = f"pid {holder.pid} on host {holder.host} since {holder.since}"
-        super().__init__(f"ledger {ledger} is held by {who}")
-
-
 class LedgerLock:
     """An exclusive lock on one ledger, held from `acquire` until `release` or process exit."""
 
@@ -93,7 +81,10 @@ class LedgerLock:
         except BlockingIOError:
             holder = LockHolder.from_json(_read_all(fd))
             os.close(fd)
-            raise LedgerLocked(ledger, holder) from None
+            # No name yet: the holder took the lock a moment ago and is still writing it.
+            who = "another run" if holder is None else (
+                f"pid {holder.pid} on host {holder.host} since {holder.since}")
+            raise LedgerLocked(ledger, holder, who) from None
         except BaseException:
             os.close(fd)
             raise

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batcher.ledger import FailureGroup, TaskState, replay
+from batcher.cli.report import render_table
 from batcher.manifest import Manifest
-from batcher.report import render_table
+from batcher.state.ledger import FailureGroup, TaskState, replay
 
 STATE_NAMES = {
     TaskState.PENDING: "pending",

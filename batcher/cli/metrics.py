@@ -17,9 +17,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from batcher.pipeline import Job, Result
-from batcher.report import summarize_job
-from batcher.resume import Decision
+from batcher.cli.report import summarize_job
+from batcher.run.pipeline import Job, Result
+from batcher.run.resume import Decision
 
 _LAST_SUCCESS = "batcher_last_success_timestamp_seconds"
 _PREVIOUS_SUCCESS = re.compile(

@@ -2,7 +2,7 @@
 
 `AigcClient` holds one `aiohttp.ClientSession` (connection reuse, timeouts), signs each request
 at the moment it is sent (never when queued: a signature older than 5 minutes is refused), reads
-`Response.Error` from HTTP 200 bodies and returns an `Outcome` (see `batcher.errors`) instead of
+`Response.Error` from HTTP 200 bodies and returns an `Outcome` (see `errors`) instead of
 raising. When the server says `AuthFailure.SignatureExpire` the client adopts the offset between
 its clock and the server's `Date` header, so the retry is signed with the server's time.
 """
@@ -20,9 +20,11 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from batcher import __version__
-from batcher.addresses import is_loopback
-from batcher.credentials import Credentials
-from batcher.errors import (
+from batcher.api.services import Service
+from batcher.exceptions import EndpointError
+from batcher.wire.addresses import is_loopback
+from batcher.wire.credentials import Credentials
+from batcher.wire.errors import (
     SIGNATURE_EXPIRED,
     Accepted,
     ApiError,
@@ -31,16 +33,11 @@ from batcher.errors import (
     TransportError,
     classify,
 )
-from batcher.services import Service
-from batcher.signing import Signer
+from batcher.wire.signing import Signer
 
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 """The request body's JSON: compact, non-ASCII as UTF-8 (what `json.dumps` with these options
 gives, without building an encoder per call)."""
-
-
-class EndpointError(ValueError):
-    """An `--endpoint` URL batcher refuses to use."""
 
 
 @dataclass(frozen=True, slots=True)

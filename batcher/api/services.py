@@ -49,6 +49,9 @@ MPS = Service(
 SERVICES: dict[str, Service] = {VOD.name: VOD, MPS.name: MPS}
 SERVICE_NAMES: tuple[ServiceName, ...] = ("vod", "mps")
 
+DEFAULT_RATE: float = float(min(service.rate_cap for service in SERVICES.values()))
+"""The default `--rate`: the API's cap, the one place the CLI and the pipeline take it from."""
+
 
 def get_service(name: str) -> Service:
     """The registered service called `name`; `KeyError` names the valid ones."""

@@ -21,12 +21,10 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from batcher.manifest import Manifest
 
 FORMAT = "batcher-completion-1"
 """Also part of the manifest digest: a change of this scheme invalidates every record."""
@@ -46,12 +44,9 @@ def record_path(ledger: Path) -> Path:
     return ledger.with_name(ledger.name + ".done")
 
 
-def manifest_digest(manifest: Manifest) -> str:
-    """SHA-256 over every file the manifest's tasks come from, in order, with their lengths."""
+def manifest_digest(files: Sequence[Path]) -> str:
+    """SHA-256 over every file a manifest's tasks come from, in order, with their lengths."""
     digest = hashlib.sha256(FORMAT.encode())
-    files = [manifest.path]
-    if manifest.csv_path is not None and manifest.csv_path != manifest.path:
-        files.append(manifest.csv_path)
     for path in files:
         with path.open("rb") as stream:
             content = hashlib.file_digest(stream, "sha256")

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 from tqdm import tqdm
 
-from batcher.pipeline import Job, Result, RunObserver
-from batcher.resume import Decision
+from batcher.run.pipeline import Job, Result, RunObserver
+from batcher.run.resume import Decision
 
 log = logging.getLogger("batcher")
 

@@ -8,8 +8,8 @@
 This module owns how a manifest combines (defaults under tasks, the `prompt` template, `{name}`
 placeholders, the matrix, CSV rows, `repeat`), how CSV cells become typed parameters, and every
 message a user sees about a mistake in a manifest: one line each, naming the file and the YAML
-line or CSV row, what is wrong and how to fix it. Keys and SessionIds come from `batcher.keys`,
-placeholders from `batcher.templating`, request models from `batcher.models`.
+line or CSV row, what is wrong and how to fix it. Keys and SessionIds come from `keys`,
+placeholders from `batcher.manifest.templates`, request models from `batcher.api.models`.
 
 Both passes stream: the explicit YAML tasks are held (they are in the document anyway) but CSV
 rows are read one at a time, and the only per-task state kept between rows is 8 bytes per task
@@ -52,15 +52,21 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from batcher.keys import UNKEYED_PARAMS, session_id_for, task_key
-from batcher.models import (
+from batcher.api.models import (
     RequestModel,
     VodCreateAigcImageTaskRequest,
     field_annotation,
     request_model,
 )
-from batcher.services import SERVICE_NAMES, ServiceName
-from batcher.templating import Template, TemplateSyntaxError, may_be_template, parse_template
+from batcher.api.services import SERVICE_NAMES, ServiceName
+from batcher.exceptions import ManifestError
+from batcher.manifest.keys import UNKEYED_PARAMS, session_id_for, task_key
+from batcher.manifest.templates import (
+    Template,
+    TemplateSyntaxError,
+    may_be_template,
+    parse_template,
+)
 
 try:  # libyaml's parser is several times faster; the pure-Python one behaves the same.
     from yaml import CSafeLoader as _YamlLoader
@@ -91,26 +97,6 @@ class Task:
     session_id: str | None
     origin: str
     copy: int
-
-
-class ManifestError(Exception):
-    """User mistakes in a manifest: one line each, naming file and line (or CSV row) and the fix.
-
-    `messages` holds the first few; `total` counts all of them.
-    """
-
-    def __init__(self, messages: Sequence[str], total: int | None = None) -> None:
-        self.messages = list(messages)
-        self.total = len(self.messages) if total is None else total
-        super().__init__(self._render())
-
-    def _render(self) -> str:
-        shown = self.messages[:MESSAGES_SHOWN]
-        lines = list(shown)
-        hidden = self.total - len(shown)
-        if hidden > 0:
-            lines.append(f"... and {hidden} more error{'s' if hidden != 1 else ''}")
-        return "\n".join(lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +134,13 @@ class Manifest:
     def csv_path(self) -> Path | None:
         """The CSV the rows come from: a YAML manifest's `csv:` file, or the bare CSV itself."""
         return self._plan.csv.path if self._plan.csv is not None else None
+
+    @property
+    def source_files(self) -> list[Path]:
+        """Every file the tasks come from: the manifest, then the CSV it includes (if another)."""
+        if self.csv_path is None or self.csv_path == self.path:
+            return [self.path]
+        return [self.path, self.csv_path]
 
     def validate(
         self,
@@ -1543,7 +1536,7 @@ def _task(plan: _Plan, variant: _Variant, params: dict[str, Any], copy: int) -> 
 def _request_json(request: RequestModel) -> bytes:
     """A request's identity within this process: what its key hashes, in the model's field order.
 
-    Not the canonical JSON of `batcher.keys` (which sorts keys, and costs three times as much):
+    Not the canonical JSON of `keys` (which sorts keys, and costs three times as much):
     the serializer writes fields in declaration order whatever order the manifest used, which is
     all that comparing two requests of one run needs.
     """

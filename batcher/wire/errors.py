@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from batcher.services import Service
+from batcher.api.services import Service
 
 
 class ErrorClass(enum.StrEnum):

@@ -1,7 +1,7 @@
 """What the commands print: the submit summary, the plan table and the status report.
 
 Each report is a plain data object first (so `--json` prints exactly what the text shows) and a
-text rendering second. Counts come from the pipeline's jobs, `batcher.resume` plans and ledger
+text rendering second. Counts come from the pipeline's jobs, `batcher.run.resume` plans and ledger
 replays; nothing here reads files or talks to the network.
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from batcher.pipeline import Job, Result
-from batcher.resume import Decision, ServicePlan
+from batcher.run.pipeline import Job, Result
+from batcher.run.resume import Decision, ServicePlan
 
 SUMMARY_COLUMNS = (
     "done_before",

@@ -4,7 +4,7 @@ Order matters and is the contract. Credentials are found first (the CLI does it:
 user without them learns at once). Then each ledger is locked (a held one exits 3 at once, not
 after validating a million rows: that is the overlapping cron run) and replayed, and each
 manifest is validated in ONE pass that also keys every task and decides, against the ledger,
-what this run sends (`batcher.resume.plan_manifest`). A bad manifest exits 2 with nothing sent
+what this run sends (`batcher.run.resume.plan_manifest`). A bad manifest exits 2 with nothing sent
 and the locks released; only when every manifest is valid does the pipeline start, and it reads
 a manifest again only as far as its last task to send.
 """
@@ -20,17 +20,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from batcher.client import AigcClient, ClientSettings
-from batcher.completion import completed_tasks, manifest_digest, record_completion, record_path
-from batcher.credentials import Credentials
-from batcher.exit_codes import ExitCode
-from batcher.ledger import LedgerReplay, LedgerWriter, open_ledger, replay
-from batcher.manifest import Manifest, ManifestError
-from batcher.metrics import RunMetrics
-from batcher.pipeline import Job, Pipeline, RunObserver, RunResult, RunSettings, StopReason
-from batcher.progress import BarProgress, LineProgress, ObserverGroup
-from batcher.report import JobSummary, summarize_job
-from batcher.resume import Decision, ServicePlan, plan_manifest
+from batcher.cli.metrics import RunMetrics
+from batcher.cli.progress import BarProgress, LineProgress, ObserverGroup
+from batcher.cli.report import JobSummary, summarize_job
+from batcher.exceptions import ExitCode, ManifestError
+from batcher.manifest import Manifest
+from batcher.run.pipeline import Job, Pipeline, RunObserver, RunResult, RunSettings, StopReason
+from batcher.run.resume import Decision, ServicePlan, plan_manifest
+from batcher.state.completion import (
+    completed_tasks,
+    manifest_digest,
+    record_completion,
+    record_path,
+)
+from batcher.state.ledger import LedgerReplay, LedgerWriter, open_ledger, replay
+from batcher.wire.client import AigcClient, ClientSettings
+from batcher.wire.credentials import Credentials
 
 log = logging.getLogger("batcher")
 
@@ -107,7 +112,7 @@ def _plan_jobs(options: SubmitOptions, writers: Sequence[LedgerWriter]) -> list[
     planned = []
     for item, writer in zip(options.manifests, writers, strict=True):
         name = str(item.manifest.path)
-        digest = manifest_digest(item.manifest)
+        digest = manifest_digest(item.manifest.source_files)
         done = completed_tasks(digest, item.ledger)
         if done is not None:
             log.info("%s: every task is done (%s): nothing to read or send", name,
@@ -128,7 +133,7 @@ def _record_completions(planned: Sequence[_PlannedJob], summaries: Sequence[JobS
     for (job, digest, from_record), summary in zip(planned, summaries, strict=True):
         if from_record or summary.not_done or summary.left:
             continue
-        if manifest_digest(job.manifest) != digest:
+        if manifest_digest(job.manifest.source_files) != digest:
             log.warning("%s changed during the run: its tasks will be read again next time",
                         job.name)
             continue

@@ -38,7 +38,7 @@ def run(main: Coroutine[Any, Any, T]) -> T:
 
     What exists by then (modules, models, settings: some 50,000 objects) is moved out of the
     garbage collector's sight first: a full collection over it stalls the loop ~15 ms, long
-    enough to make a request miss its rate slot (see `batcher.limiter`).
+    enough to make a request miss its rate slot (see `batcher.run.limiter`).
     """
     gc.freeze()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:

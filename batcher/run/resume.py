@@ -12,9 +12,9 @@ import enum
 from collections import Counter
 from dataclasses import dataclass, field
 
-from batcher.ledger import LedgerReplay, TaskState
+from batcher.api.services import SERVICE_NAMES, get_service
 from batcher.manifest import Manifest, Task
-from batcher.services import SERVICE_NAMES, get_service
+from batcher.state.ledger import LedgerReplay, TaskState
 
 
 class Decision(enum.StrEnum):

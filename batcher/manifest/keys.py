@@ -23,7 +23,7 @@ import json.encoder
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from batcher.models import SESSION_ID_MAX
+from batcher.api.models import SESSION_ID_MAX
 
 KEY_HEX_CHARS = 32
 """128 bits: collisions stay out of reach for any number of tasks a ledger can hold."""

@@ -5,7 +5,7 @@ Design, in the order a task travels:
 1. One *lane* per service (vod, mps), side by side. A lane's producer streams the tasks of its
    service from every job (one job = one manifest with its own ledger), taking them round-robin
    so several manifests share the service fairly, and skipping what the ledger says is done
-   (`batcher.resume`). It puts tasks into a small bounded queue, so memory stays flat whatever
+   (`batcher.run.resume`). It puts tasks into a small bounded queue, so memory stays flat whatever
    the manifest's size, and the number of requests in flight is bounded by the lane's workers.
 2. A worker takes a task and reserves a send slot from the lane's rate limiter (at most R
    requests in any second, no burst); just before the slot it writes a durable `sending` line,
@@ -35,14 +35,14 @@ from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from batcher.client import AigcClient
-from batcher.errors import Accepted, ApiError, ErrorClass, TransportError, is_throttling
-from batcher.ledger import LedgerReplay, LedgerWriter
-from batcher.limiter import PREPARE_AHEAD, ServiceRateLimiter
+from batcher.api.services import DEFAULT_RATE, SERVICE_NAMES, Service, ServiceName, get_service
 from batcher.manifest import Manifest, Task
-from batcher.resume import Decision, ResumeRules, ServicePlan, decide, is_resend_safe
-from batcher.retry import RetryBudget, RetryPolicy
-from batcher.services import SERVICE_NAMES, Service, ServiceName, get_service
+from batcher.run.limiter import PREPARE_AHEAD, ServiceRateLimiter
+from batcher.run.resume import Decision, ResumeRules, ServicePlan, decide, is_resend_safe
+from batcher.run.retry import RetryBudget, RetryPolicy
+from batcher.state.ledger import LedgerReplay, LedgerWriter
+from batcher.wire.client import AigcClient
+from batcher.wire.errors import Accepted, ApiError, ErrorClass, TransportError, is_throttling
 
 log = logging.getLogger("batcher")
 
@@ -70,7 +70,7 @@ class StopReason(enum.StrEnum):
 class RunSettings:
     """Everything a run is configured with; built once by the CLI and passed down."""
 
-    rate: float = 20.0
+    rate: float = DEFAULT_RATE
     """Requests per second per service; 0 lifts the cap (benchmarks against the emulator)."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     rules: ResumeRules = field(default_factory=ResumeRules)
@@ -89,7 +89,7 @@ class Job:
     replay: LedgerReplay
     ledger: LedgerWriter
     plans: Mapping[str, ServicePlan]
-    """service → what the validating pass decided for each of its tasks (`batcher.resume`):
+    """service → what the validating pass decided for each of its tasks (`batcher.run.resume`):
     a lane streams only the tasks to send, and stops once it has them all."""
     results: Counter[tuple[str, Result]] = field(default_factory=Counter)
     """(service, result) → how many tasks ended so in this run."""
@@ -109,7 +109,7 @@ class RunObserver(Protocol):
     def task_settled(self, job: Job, service: str, result: Result) -> None: ...
 
     def tasks_skipped(self, job: Job, service: str, decision: Decision, count: int) -> None:
-        """`count` tasks are not sent, by rule: done before, or held (see `batcher.resume`)."""
+        """`count` tasks are not sent, by rule: done before, or held (see `batcher.run.resume`)."""
         ...
 
     def request_answered(self, job: Job, service: str, code: str) -> None:

@@ -13,14 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batcher.exceptions import CredentialsError
+
 ENV_SECRET_ID = "TENCENTCLOUD_SECRET_ID"
 ENV_SECRET_KEY = "TENCENTCLOUD_SECRET_KEY"
 ENV_SESSION_TOKEN = "TENCENTCLOUD_SESSION_TOKEN"
 PROFILE_RELATIVE_PATH = Path(".tencentcloud") / "credentials"
-
-
-class CredentialsError(Exception):
-    """No usable credentials were found; the message says where batcher looked."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,6 @@
+"""Schema: the API's request models and the service registry (hosts, versions, actions, caps).
+
+The bottom layer: it imports nothing of batcher. Every other layer, the emulator included, takes
+its names and shapes from here, so the client and the stand-in agree on the contract (SPEC §1).
+Modules: `services` (the registry), `models` (pydantic models of `CreateAigcImageTaskRequest`).
+"""

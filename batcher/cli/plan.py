@@ -1,0 +1,63 @@
+"""The `batcher plan` command: expand and validate a manifest, compare it with its ledger.
+
+Sends nothing and needs no credentials. `--json` prints one line per task instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from batcher.cli.options import add_json, add_ledger, add_rate, add_resume_rules
+from batcher.exceptions import ExitCode
+
+if TYPE_CHECKING:
+    from batcher.manifest import Manifest
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    plan = commands.add_parser("plan", help="expand and validate a manifest; send nothing")
+    plan.add_argument("manifest", type=Path, metavar="MANIFEST")
+    add_ledger(plan, "ledger to compare with (default beside it)")
+    add_rate(plan, "rate used for the time estimate (default %(default)s)")
+    add_resume_rules(plan)
+    add_json(plan, 'one line per task: {"key", "service", "session_id", "params"}')
+    plan.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from batcher.cli.logs import configure_logging
+    from batcher.cli.options import default_ledger_path
+    from batcher.cli.report import PlanReport, render_plan
+    from batcher.manifest import load_manifest
+    from batcher.manifest.discover import expand_manifest_paths
+    from batcher.run.resume import ResumeRules, plan_manifest
+    from batcher.state.ledger import replay
+
+    configure_logging()
+    [path] = expand_manifest_paths([args.manifest])
+    manifest = load_manifest(path)
+    if args.json:
+        manifest.validate()
+        write_task_lines(manifest)
+        return ExitCode.OK
+    ledger_path = args.ledger or default_ledger_path(path)
+    rules = ResumeRules(retry_failed=args.retry_failed, resend_in_doubt=args.resend_in_doubt)
+    # One pass: validation and the ledger comparison together (plan takes no lock: it only
+    # reads, and a ledger is append-only).
+    plans = plan_manifest(manifest, replay(ledger_path), rules)
+    report = PlanReport(str(manifest.path), manifest.batch, str(ledger_path), args.rate, plans)
+    print(render_plan(report))
+    return ExitCode.OK
+
+
+def write_task_lines(manifest: Manifest) -> None:
+    """One JSON line per task, as `plan --json` prints them."""
+    from batcher.cli.report import dumps
+
+    write = sys.stdout.write
+    for task in manifest.tasks():
+        write(dumps({"key": task.key, "service": task.service,
+                     "session_id": task.session_id, "params": task.params}) + "\n")
