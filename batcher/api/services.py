@@ -1,18 +1,30 @@
 """The service registry: what differs between the two Tencent endpoints batcher talks to.
 
-One frozen `Service` per endpoint (host, API version, action, rate cap, and whether the server
-deduplicates on `SessionId`). Every other module asks this registry instead of spelling a host or
-a version itself.
+One frozen `Service` per endpoint: host, API version, the action that creates a task and the one
+that polls it, each action's rate cap (SPEC §1 and §9), and whether the server deduplicates on
+`SessionId`. Every other module asks this registry instead of spelling a host, a version or a cap
+itself.
+
+>>> VOD.cap(DESCRIBE_TASK_DETAIL), MPS.rate_cap
+(100, 20)
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 ServiceName = Literal["vod", "mps"]
 
 ACTION = "CreateAigcImageTask"
+"""The action that creates a task, on both services."""
+DESCRIBE_TASK_DETAIL = "DescribeTaskDetail"
+"""vod: one task's status and output files."""
+DESCRIBE_TASKS = "DescribeTasks"
+"""vod: the tasks created in a time window (3 days back), with their SessionIds."""
+DESCRIBE_AIGC_IMAGE_TASK = "DescribeAigcImageTask"
+"""mps: one AIGC image task's status and image URLs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +35,22 @@ class Service:
     host: str
     version: str
     action: str
-    rate_cap: int
-    """Requests per second the API allows for this action."""
+    """The action that creates a task."""
+    poll_action: str
+    """The action that reports one task's generation status and files."""
+    caps: Mapping[str, int]
+    """Requests per second the API allows, per action this service is called with."""
     dedups_session_id: bool
     """True when the server refuses a repeated SessionId (seen in the last 3 days)."""
+
+    @property
+    def rate_cap(self) -> int:
+        """Requests per second the API allows for creating tasks."""
+        return self.caps[self.action]
+
+    def cap(self, action: str) -> int:
+        """Requests per second the API allows for `action` (KeyError for an unknown one)."""
+        return self.caps[action]
 
 
 VOD = Service(
@@ -34,7 +58,8 @@ VOD = Service(
     host="vod.intl.tencentcloudapi.com",
     version="2018-07-17",
     action=ACTION,
-    rate_cap=20,
+    poll_action=DESCRIBE_TASK_DETAIL,
+    caps={ACTION: 20, DESCRIBE_TASK_DETAIL: 100, DESCRIBE_TASKS: 100},
     dedups_session_id=True,
 )
 MPS = Service(
@@ -42,7 +67,9 @@ MPS = Service(
     host="mps.intl.tencentcloudapi.com",
     version="2019-06-12",
     action=ACTION,
-    rate_cap=20,
+    poll_action=DESCRIBE_AIGC_IMAGE_TASK,
+    # DescribeAigcImageTask's cap is not published: the create cap is the safe guess.
+    caps={ACTION: 20, DESCRIBE_AIGC_IMAGE_TASK: 20},
     dedups_session_id=False,
 )
 
