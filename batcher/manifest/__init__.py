@@ -13,6 +13,7 @@ The public surface is what `plan`, `submit` and `status` call::
 """
 
 from batcher.exceptions import ManifestError
-from batcher.manifest.loader import Manifest, Task, ValidationReport, load_manifest
+from batcher.manifest.loader import Manifest, load_manifest
+from batcher.manifest.task import Task, ValidationReport
 
 __all__ = ["Manifest", "ManifestError", "Task", "ValidationReport", "load_manifest"]
