@@ -116,3 +116,12 @@ async def test_secret_key_never_appears_in_output_ledger_or_logs(tmp_path):
     for text in (stdout, stderr, (tmp_path / "run.log").read_text(),
                  manifest.with_suffix(".ledger.jsonl").read_text()):
         assert secret not in text
+
+
+async def test_a_manifest_with_no_task_exits_2_naming_the_file(tmp_path):
+    manifest = tmp_path / "empty.csv"
+    manifest.write_text("Prompt,SubAppId,ModelName,ModelVersion\n", encoding="utf-8")
+    code, stdout, stderr = await run_cli("plan", str(manifest))
+    assert code == 2 and not stdout
+    assert stderr.strip() == (f"batcher: {manifest}: no task: the CSV has a header but no "
+                              "rows: add one row per task")

@@ -127,20 +127,23 @@ def load_csv_plan(path: Path) -> Plan:
 
 
 def csv_tasks(
-    layout: CsvLayout, default_service: ServiceName | None, problems: Problems
+    layout: CsvLayout, default_services: tuple[ServiceName, ...], problems: Problems
 ) -> Iterator[RawTask]:
-    """One raw task per data row, read as a stream; bad cells are reported, their rows skipped."""
+    """One raw task per data row and service, read as a stream; bad cells are reported, their
+    rows skipped. A row that names no service goes to each of `default_services`."""
     row_number = 1
-    reader_columns = _CsvRowReader(layout, default_service)
+    reader = _CsvRowReader(layout, default_services)
     try:
         with layout.path.open(newline="", encoding="utf-8-sig") as stream:
             rows = csv.reader(stream)
             next(rows, None)  # the header, checked when the manifest was loaded
             for row in rows:
                 row_number += 1
-                task = reader_columns.task(row, row_number, problems)
-                if task is not None:
-                    yield task
+                origin = f"{layout.display}:row {row_number}"
+                for service in reader.services(row, origin, problems):
+                    task = reader.task(row, origin, service, problems)
+                    if task is not None:
+                        yield task
     except UnicodeDecodeError:
         problems.add(_not_utf8_message(layout.path, layout.display))
     except csv.Error as error:
@@ -170,11 +173,11 @@ def _not_utf8_message(path: Path, display: str) -> str:
 class _CsvRowReader:
     """Turns a CSV row into a raw task, with the work per cell decided once from the header."""
 
-    __slots__ = ("_columns", "_default_service", "_layout")
+    __slots__ = ("_columns", "_default_services", "_layout")
 
-    def __init__(self, layout: CsvLayout, default_service: ServiceName | None) -> None:
+    def __init__(self, layout: CsvLayout, default_services: tuple[ServiceName, ...]) -> None:
         self._layout = layout
-        self._default_service = default_service
+        self._default_services = default_services
         # Per service: (cell index, top-level name if not dotted, dotted path, coercer, header).
         self._columns = {
             service: tuple(
@@ -190,19 +193,38 @@ class _CsvRowReader:
             for service in SERVICE_NAMES
         }
 
-    def task(self, row: list[str], row_number: int, problems: Problems) -> RawTask | None:
+    def services(
+        self, row: list[str], origin: str, problems: Problems
+    ) -> tuple[ServiceName, ...]:
+        """The services a row's task goes to: none for a blank row or a wrong service cell."""
         layout = self._layout
-        origin = f"{layout.display}:row {row_number}"
         if len(row) != layout.width:
-            if row:  # a blank line is not a task
+            if not _is_blank(row):
                 problems.add(
                     f"{origin}: {len(row)} cells but the header names {layout.width} "
                     "columns: quote cells that contain commas"
                 )
-            return None
-        service = self._service(row, origin, problems)
+            return ()
+        index = layout.service_index
+        cell = row[index].strip() if index is not None else ""
+        if not cell:
+            if not self._default_services:
+                problems.add(
+                    f"{origin}: no service: fill the service column with vod or mps, "
+                    "or set `service:` in the manifest"
+                )
+            return self._default_services
+        service = service_name(cell)
         if service is None:
-            return None
+            problems.add(f"{origin}: service must be vod or mps, got {cell!r}")
+            return ()
+        return (service,)
+
+    def task(
+        self, row: list[str], origin: str, service: ServiceName, problems: Problems
+    ) -> RawTask | None:
+        """The row's task for `service`; None after reporting a bad cell, or for a blank row."""
+        layout = self._layout
         params: dict[str, Any] = {}
         templates: list[tuple[Loc, Template]] = []
         for index, name, loc, coerce, header in self._columns[service]:
@@ -222,22 +244,14 @@ class _CsvRowReader:
             else:
                 _set_new(params, loc, value)
         variables = {name: row[index] for index, name in layout.variables if row[index]}
+        if not params and not variables and _is_blank(row):
+            return None  # a row of empty cells (a spreadsheet's trailing line) is not a task
         return RawTask(origin, service, params, variables, tuple(templates), NOTHING_WRITTEN)
 
-    def _service(self, row: list[str], origin: str, problems: Problems) -> ServiceName | None:
-        index = self._layout.service_index
-        cell = row[index].strip() if index is not None else ""
-        if not cell:
-            if self._default_service is None:
-                problems.add(
-                    f"{origin}: no service: fill the service column with vod or mps, "
-                    "or set `service:` in the manifest"
-                )
-            return self._default_service
-        service = service_name(cell)
-        if service is None:
-            problems.add(f"{origin}: service must be vod or mps, got {cell!r}")
-        return service
+
+def _is_blank(row: list[str]) -> bool:
+    """A row with nothing in it: a blank line, or only empty cells."""
+    return not "".join(row).strip()
 
 
 def _cell_value(

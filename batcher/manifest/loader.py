@@ -29,7 +29,12 @@ The rules where SPEC §3 leaves room, decided here:
 - A parameter set to null drops a default; lists replace the default list whole.
 - A templated string at an integer or boolean parameter is converted like a CSV cell, so
   `Seed: "{seed}"` with `matrix: {seed: [1, 2]}` sends integers.
-- An empty or absent `tasks` list counts as no tasks.
+- An absent `tasks` (and no `csv`) is the one implicit task; `tasks: []` is no task. A manifest
+  that expands to no task at all is an error naming the file (SPEC §3).
+- `matrix: {service: [vod, mps]}` sends every task that names no service (a YAML task without
+  `service:`, a CSV row with an empty service cell) to each service in turn, with that
+  service's defaults; it cannot be combined with a top-level `service:`.
+- A CSV row of empty cells (a spreadsheet's trailing line) is not a task.
 - A SessionId that the manifest sets may be sent by one task only: VOD would refuse the others.
 """
 
@@ -122,6 +127,8 @@ class Manifest:
         suspects = same_requests.repeated(), same_session_ids.repeated()
         if suspects[0] or suspects[1]:
             report_duplicates(plan, fingerprint, *suspects, problems)
+        if not problems.count and not any(counts.values()):
+            problems.add(f"{plan.display}: {_no_task_hint(plan)}")
         problems.raise_if_any()
         return ValidationReport(plan.batch, counts)
 
@@ -138,6 +145,15 @@ class Manifest:
             yield keyed_task(plan, variant, wire, 0)
             for copy in range(1, plan.repeat):
                 yield keyed_task(plan, variant, dict(wire), copy)
+
+
+def _no_task_hint(plan: Plan) -> str:
+    """Why a valid manifest has no task, and what to add (SPEC §3: it is an error)."""
+    if plan.csv is not None and plan.csv.path == plan.path:
+        return "no task: the CSV has a header but no rows: add one row per task"
+    if plan.csv is not None:
+        return f"no task: the tasks list is empty and {plan.csv.display} has no rows: add tasks"
+    return "no task: the tasks list is empty: add a task, or drop `tasks:` for the implicit one"
 
 
 def load_manifest(path: Path) -> Manifest:

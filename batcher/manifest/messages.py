@@ -69,6 +69,8 @@ def explain(
             f"no Prompt (and no {files}): give the task a Prompt, or the manifest a "
             "`prompt:` template"
         )
+    if kind in ("int_type", "int_from_float"):
+        return f"{where} {_must_be_integer(value, written)}"
     if kind == "string_type":
         return f"{where} {_must_be_string(value, written)}"
     explainer = _TYPE_EXPLAINERS.get(kind)
@@ -110,8 +112,11 @@ def _must_be_string(value: Any, written: str | None) -> str:
     return f'must be a string, got {got}: quote it, e.g. "{written}"'
 
 
-def _must_be_integer(value: Any, context: Mapping[str, Any]) -> str:
-    fix = "write it without quotes" if isinstance(value, str) else "write a whole number"
+def _must_be_integer(value: Any, written: str | None) -> str:
+    """`got '42' (str): write it without quotes` only when the file had quotes around 42."""
+    quoted = written is not None and written[:1] in ("'", '"')
+    number = isinstance(value, str) and value.strip().lstrip("+-").isdigit()
+    fix = "write it without quotes" if quoted and number else "write a whole number"
     return f"must be an integer, got {show(value)}: {fix}"
 
 
@@ -143,8 +148,6 @@ def _out_of_range(value: Any, context: Mapping[str, Any]) -> str:
 
 
 _TYPE_EXPLAINERS: Mapping[str, Callable[[Any, Mapping[str, Any]], str]] = {
-    "int_type": _must_be_integer,
-    "int_from_float": _must_be_integer,
     "bool_type": _must_be_boolean,
     "literal_error": _must_be_one_of,
     "model_type": _must_be_object,

@@ -107,6 +107,8 @@ class Plan:
     batch: str
     service: ServiceName | None
     repeat: int
+    matrix_services: tuple[ServiceName, ...] = ()
+    """`matrix: {service: [vod, mps]}`: the services of a task that names none (SPEC §3)."""
     defaults: Defaults = field(default_factory=Defaults)
     prompt: str | None = None
     matrix: tuple[MatrixVariable, ...] = ()
@@ -116,6 +118,11 @@ class Plan:
     """YAML line of each top-level key, defaults entry and matrix variable, by path."""
     written: Mapping[Loc, str] = field(default_factory=dict)
     """The defaults' YAML scalars that did not become strings, as written, by path."""
+
+    @property
+    def default_services(self) -> tuple[ServiceName, ...]:
+        """Where a task that names no service goes: the manifest's service, or the matrix's."""
+        return (self.service,) if self.service is not None else self.matrix_services
 
     def default_written(self, service: ServiceName, loc: Loc) -> str | None:
         """How the user wrote a default that YAML turned into a number, a boolean or a date."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,8 +32,9 @@ def checked_requests(
     expander = Expander(plan, problems)
     raw_tasks: Iterable[RawTask] = plan.tasks
     if plan.csv is not None:
-        raw_tasks = itertools.chain(raw_tasks, csv_tasks(plan.csv, plan.service, problems))
-    for raw in raw_tasks:
+        csv_rows = csv_tasks(plan.csv, plan.default_services, problems)
+        raw_tasks = itertools.chain(raw_tasks, csv_rows)
+    for raw in _each_service(raw_tasks, plan.matrix_services):
         if only is not None and (raw.service or plan.service) != only:
             continue
         variants = expander.expand(raw)
@@ -42,6 +44,19 @@ def checked_requests(
             request = _validated(variant, plan, problems, reported)
             if request is not None:
                 yield variant, request
+
+
+def _each_service(
+    raw_tasks: Iterable[RawTask], services: tuple[ServiceName, ...]
+) -> Iterable[RawTask]:
+    """With `service` a matrix variable, a task that names no service goes to each in turn."""
+    if not services:
+        return raw_tasks
+    return (
+        replace(raw, service=service) if raw.service is None else raw
+        for raw in raw_tasks
+        for service in (services if raw.service is None else (raw.service,))
+    )
 
 
 def _validated(

@@ -118,16 +118,21 @@ def record_lines(node: yaml.Node, prefix: Loc, lines: dict[Loc, int]) -> None:
 
 
 _YAML_TEXT_TAGS = frozenset({"tag:yaml.org,2002:str", "tag:yaml.org,2002:null"})
+_QUOTES = ('"', "'")
 
 
 def record_written(node: yaml.Node, prefix: Loc, written: dict[Loc, str]) -> None:
-    """The source text of every scalar YAML did not keep as text: numbers, booleans, dates.
+    """The source text of every scalar YAML did not keep as text (numbers, booleans, dates), and
+    of every quoted string, with its quotes.
 
-    A message about `AspectRatio: 16:9` must quote `16:9`, not the 969 that YAML 1.1 made of it.
+    A message about `AspectRatio: 16:9` must quote `16:9`, not the 969 that YAML 1.1 made of it;
+    "write it without quotes" is only for a value that had quotes (`Seed: "42"`).
     """
     if isinstance(node, yaml.ScalarNode):
         if node.tag not in _YAML_TEXT_TAGS:
             written[prefix] = str(node.value)
+        elif node.style in _QUOTES:
+            written[prefix] = f"{node.style}{node.value}{node.style}"
     elif isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             record_written(value_node, (*prefix, str(key_node.value)), written)

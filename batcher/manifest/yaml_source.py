@@ -66,6 +66,7 @@ class _YamlPlanReader:
         self.lines: dict[Loc, int] = {}
         self.written: dict[Loc, str] = {}  # of the defaults
         self.problems: list[tuple[int, str]] = []  # (line, message), reported in line order
+        self.matrix_services: tuple[ServiceName, ...] = ()  # `matrix: {service: [vod, mps]}`
 
     def read(self) -> Plan:
         for name, (key_node, _) in self.entries.items():
@@ -76,9 +77,13 @@ class _YamlPlanReader:
         if prompt is not None and defaults.sets_prompt():
             self._problem(("prompt",), "both `prompt` and a Prompt under defaults: keep one")
         matrix = self._matrix(defaults.variable_names())
+        service = self._service()
+        if service is not None and self.matrix_services:
+            self._problem(("service",), "service is set here and is a matrix variable: keep one")
         tasks = self._tasks()
         csv_layout = self._csv()
-        if not tasks and csv_layout is None:
+        # An absent `tasks` with no CSV is the one implicit task; `tasks: []` is no task at all.
+        if "tasks" not in self.data and csv_layout is None:
             implicit_line = self.lines.get(("prompt",)) or self.lines.get(("defaults",)) or 1
             implicit = RawTask(f"{self.display}:{implicit_line}", None, {}, {}, (), {})
             tasks = (implicit,)
@@ -86,7 +91,8 @@ class _YamlPlanReader:
             path=self.path,
             display=self.display,
             batch=self._batch(),
-            service=self._service(),
+            service=service,
+            matrix_services=self.matrix_services,
             repeat=self._repeat(),
             defaults=defaults,
             prompt=prompt,
@@ -241,7 +247,10 @@ class _YamlPlanReader:
         self, name: Any, values: Any, defaults_variables: set[str]
     ) -> MatrixVariable | None:
         loc: Loc = ("matrix", str(name))
-        if not is_variable_name(name) or name == "service":
+        if name == "service":
+            self.matrix_services = self._matrix_services(loc, values)
+            return None
+        if not is_variable_name(name):
             self._problem(
                 loc,
                 f"matrix variable {name!r} must be a lower-case name (letters, "
@@ -268,6 +277,22 @@ class _YamlPlanReader:
                 return None
             texts.append(text)
         return MatrixVariable(name, tuple(texts))
+
+    def _matrix_services(self, loc: Loc, values: Any) -> tuple[ServiceName, ...]:
+        """`matrix: {service: [vod, mps]}`: every task that names no service goes to each."""
+        services: list[ServiceName] = []
+        for value in values if isinstance(values, list) else ():
+            service = service_name(value)
+            if service is None:
+                self._problem(loc, f"matrix.service: {show(value)} is not vod or mps")
+                return ()
+            if service in services:
+                self._problem(loc, f"matrix.service lists {service!r} twice: keep one")
+                return ()
+            services.append(service)
+        if not services:
+            self._problem(loc, "matrix.service must be a non-empty list, e.g. [vod, mps]")
+        return tuple(services)
 
     # tasks ----------------------------------------------------------------------------------
 
