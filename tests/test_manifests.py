@@ -1173,3 +1173,21 @@ def test_duplicates_are_found_the_same_when_the_pass_also_keys_the_tasks(tmp_pat
         "SessionContext aside): change one, or use `repeat` for deliberate copies"
     ]
     assert len(seen) == 3_001
+
+
+def test_tasks_resume_at_a_place_with_the_same_tasks_as_a_full_pass(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        HEAD + 'prompt: "{animal} {style}"\nmatrix: {style: [ink, oil]}\n'
+        "tasks:\n  - {animal: cat}\n  - {animal: dog}\ncsv: rows.csv\n",
+    )
+    (tmp_path / "rows.csv").write_text(
+        "animal\n" + "".join(f"bird {n}\n" for n in range(4)), encoding="utf-8"
+    )
+    manifest = load_manifest(path)
+    every = list(manifest.tasks())
+    assert len(every) == 12 and [t.place for t in every] == sorted(t.place for t in every)
+    for task in every:
+        resumed = list(manifest.tasks(start=task.place))
+        assert resumed == [t for t in every if t.place >= task.place]
+        assert resumed[0].place == task.place

@@ -14,7 +14,7 @@ from batcher.cli.options import add_json, add_ledger, add_rate, add_resume_rules
 from batcher.exceptions import ExitCode
 
 if TYPE_CHECKING:
-    from batcher.manifest import Manifest
+    from batcher.manifest import Manifest, Task
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,7 +40,6 @@ def run(args: argparse.Namespace) -> int:
     [path] = expand_manifest_paths([args.manifest])
     manifest = load_manifest(path)
     if args.json:
-        manifest.validate()
         write_task_lines(manifest)
         return ExitCode.OK
     ledger_path = args.ledger or default_ledger_path(path)
@@ -54,10 +53,29 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_task_lines(manifest: Manifest) -> None:
-    """One JSON line per task, as `plan --json` prints them."""
-    from batcher.cli.report import dumps
+    """One JSON line per task, as `plan --json` prints them, from ONE validating pass.
 
-    write = sys.stdout.write
-    for task in manifest.tasks():
-        write(dumps({"key": task.key, "service": task.service,
-                     "session_id": task.session_id, "params": task.params}) + "\n")
+    The lines go to a spool (memory, then a temporary file) and reach stdout only once the whole
+    manifest is known to be valid: a bad manifest prints its errors and no task.
+    """
+    import json
+    import shutil
+    import tempfile
+
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, "w+", encoding="utf-8") as spool:
+        write = spool.write
+
+        def write_line(task: Task) -> None:
+            # key and service are hex and a fixed word: nothing in them needs escaping.
+            session_id = "null" if task.session_id is None else encode(task.session_id)
+            write(f'{{"key":"{task.key}","service":"{task.service}","session_id":{session_id},'
+                  f'"params":{encode(task.params)}}}\n')
+
+        manifest.validate(on_task=write_line)
+        spool.seek(0)
+        shutil.copyfileobj(spool, sys.stdout)
+
+
+SPOOL_IN_MEMORY = 8 << 20
+"""Bytes of `plan --json` output held in memory before the spool moves to a temporary file."""

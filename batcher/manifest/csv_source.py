@@ -127,11 +127,19 @@ def load_csv_plan(path: Path) -> Plan:
 
 
 def csv_tasks(
-    layout: CsvLayout, default_services: tuple[ServiceName, ...], problems: Problems
+    layout: CsvLayout,
+    default_services: tuple[ServiceName, ...],
+    problems: Problems,
+    first_place: int = 0,
+    start: int = 0,
 ) -> Iterator[RawTask]:
     """One raw task per data row and service, read as a stream; bad cells are reported, their
-    rows skipped. A row that names no service goes to each of `default_services`."""
+    rows skipped. A row that names no service goes to each of `default_services`.
+
+    A row's task is placed at `first_place` + its row number; rows placed before `start` are
+    passed over unread (a resumed lane starts at its first task to send)."""
     row_number = 1
+    skip_to = start - first_place
     reader = _CsvRowReader(layout, default_services)
     try:
         with layout.path.open(newline="", encoding="utf-8-sig") as stream:
@@ -139,10 +147,13 @@ def csv_tasks(
             next(rows, None)  # the header, checked when the manifest was loaded
             for row in rows:
                 row_number += 1
+                if row_number < skip_to:
+                    continue
                 origin = f"{layout.display}:row {row_number}"
                 for service in reader.services(row, origin, problems):
                     task = reader.task(row, origin, service, problems)
                     if task is not None:
+                        task.place = first_place + row_number
                         yield task
     except UnicodeDecodeError:
         problems.add(_not_utf8_message(layout.path, layout.display))

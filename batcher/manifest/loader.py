@@ -132,15 +132,16 @@ class Manifest:
         problems.raise_if_any()
         return ValidationReport(plan.batch, counts)
 
-    def tasks(self, service: ServiceName | None = None) -> Iterator[Task]:
+    def tasks(self, service: ServiceName | None = None, start: int = 0) -> Iterator[Task]:
         """The tasks in manifest order (of one `service` only, if given); ManifestError at the
-        first invalid one.
+        first invalid one. With `start` (a `Task.place`), from that place on: the tasks before
+        it are passed over without being read into tasks.
 
         Run `validate()` first: only it reports every mistake, and duplicate requests.
         """
         plan = self._plan
         problems = Problems(keep=1, fatal=True)
-        for variant, request in checked_requests(plan, problems, service):
+        for variant, request in checked_requests(plan, problems, service, start):
             wire = request.to_wire()
             yield keyed_task(plan, variant, wire, 0)
             for copy in range(1, plan.repeat):

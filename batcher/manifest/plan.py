@@ -36,6 +36,9 @@ class RawTask:
     """The strings of `params` that hold braces, parsed once (most tasks have none)."""
     written: Mapping[Loc, str]
     """YAML scalars that did not become strings, as written (`16:9` became 969)."""
+    place: int = 0
+    """Where the task is in the manifest: its index among the YAML tasks, or after them its CSV
+    row number. Increasing in manifest order; `Manifest.tasks(start=)` resumes at one."""
 
 
 @dataclass(slots=True)

@@ -34,6 +34,8 @@ class Task:
     session_id: str | None
     origin: str
     copy: int
+    place: int = 0
+    """Where the task's source is in the manifest; `Manifest.tasks(start=place)` resumes there."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,17 +22,19 @@ from batcher.manifest.task import Problems, Task
 
 
 def checked_requests(
-    plan: Plan, problems: Problems, only: ServiceName | None = None
+    plan: Plan, problems: Problems, only: ServiceName | None = None, start: int = 0
 ) -> Iterator[tuple[Variant, RequestModel]]:
     """Every request of the manifest in order, validated: the one code path of both passes.
 
     With `only`, tasks of the other service are passed over before they are expanded or
     validated: the pipeline streams each service's tasks on its own, and need not pay twice.
+    With `start`, so are the tasks placed before it (`RawTask.place`).
     """
     expander = Expander(plan, problems)
-    raw_tasks: Iterable[RawTask] = plan.tasks
+    raw_tasks: Iterable[RawTask] = plan.tasks[start:] if start else plan.tasks
     if plan.csv is not None:
-        csv_rows = csv_tasks(plan.csv, plan.default_services, problems)
+        first_place = len(plan.tasks)
+        csv_rows = csv_tasks(plan.csv, plan.default_services, problems, first_place, start)
         raw_tasks = itertools.chain(raw_tasks, csv_rows)
     for raw in _each_service(raw_tasks, plan.matrix_services):
         if only is not None and (raw.service or plan.service) != only:
@@ -108,9 +110,9 @@ def keyed_task(plan: Plan, variant: Variant, params: dict[str, Any], copy: int) 
     """One copy of a validated request, keyed; `params` is its own to_wire() dict or a copy."""
     key = task_key(plan.batch, variant.service, params, copy)
     if variant.service != "vod":
-        return Task(key, variant.service, params, None, variant.origin, copy)
+        return Task(key, variant.service, params, None, variant.origin, copy, variant.raw.place)
     # A task's own SessionId is kept (and then repeat is 1: _validated saw to that).
     session_id = params.get("SessionId") if copy == 0 else None
     if session_id is None:
         params["SessionId"] = session_id = session_id_for(key)
-    return Task(key, variant.service, params, session_id, variant.origin, copy)
+    return Task(key, variant.service, params, session_id, variant.origin, copy, variant.raw.place)

@@ -305,9 +305,10 @@ class _YamlPlanReader:
             self._problem(("tasks",), "tasks must be a list, one `- ` item per task")
             return ()
         tasks = []
-        for item, item_node in zip(value, node.value, strict=True):
+        for place, (item, item_node) in enumerate(zip(value, node.value, strict=True)):
             task = self._task(item, item_node)
             if task is not None:
+                task.place = place
                 tasks.append(task)
         return tuple(tasks)
 

@@ -57,6 +57,9 @@ class ServicePlan:
     """How many tasks of one service fall under each decision."""
 
     decisions: Counter[Decision] = field(default_factory=Counter)
+    send_from: int | None = None
+    """The place (`Task.place`) of the first task to send: a lane starts reading there, so a
+    half-done batch does not key its done half twice before its first request."""
 
     @property
     def total(self) -> int:
@@ -84,7 +87,11 @@ def plan_manifest(
 
     def tally(task: Task) -> None:
         state = ledger.state_of(task.key)
-        plans[task.service].decisions[decide(state, task.service, task.session_id, rules)] += 1
+        decision = decide(state, task.service, task.session_id, rules)
+        plan = plans[task.service]
+        plan.decisions[decision] += 1
+        if decision is Decision.SEND and plan.send_from is None:
+            plan.send_from = task.place
 
     if len(ledger) == 0:
         # A new batch: every task is sent, so no task needs its key yet (keys are most of the
