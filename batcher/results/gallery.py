@@ -54,8 +54,8 @@ NO_IMAGE_TEXT: Mapping[ResultState, str] = {
 _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".avif", ".bmp"})
 _PROMPT_PARAMETER = "Prompt"
 """Shown as the card's prompt, so not again among its parameters."""
-_SPOOL_IN_MEMORY = 8 * 1024 * 1024
-"""Cards beyond this many characters spill from memory to a temporary file."""
+_SPOOL_IN_MEMORY = 1024 * 1024
+"""The cards stay in memory up to this many characters, then spill to a temporary file."""
 _CHUNK = 64 * 1024
 _TEMPLATES = "templates"
 
@@ -101,7 +101,10 @@ def write_gallery(
         max_size=_SPOOL_IN_MEMORY, mode="w+", encoding="utf-8", dir=str(out_dir)
     ) as spool:
         cards = (_card(row) for row in _counted(rows, counts))
-        spool.writelines(environment.get_template("cards.html.j2").generate(cards=cards))
+        # One write per piece: SpooledTemporaryFile checks its size after each write, and
+        # after a whole writelines() only, so writelines would hold every card in memory.
+        for piece in environment.get_template("cards.html.j2").generate(cards=cards):
+            spool.write(piece)
         spool.seek(0)
         style, script = _asset("gallery.css"), _asset("gallery.js")
         page = environment.get_template("index.html.j2").generate(
