@@ -201,15 +201,18 @@ def test_a_card_shows_its_parameters_flattened_without_the_prompt(tmp_path):
     document = parse_html(write_gallery(tmp_path, mixed_rows(), title="cats").read_text())
 
     card = cards_of(document)["k-two"]
-    names = [dt.text for dt in card.find_all("dt")]
-    values = [dd.text for dd in card.find_all("dd")]
+    names = [dt.text for dt in card.find("dl").find_all("dt")]
+    values = [dd.text for dd in card.find("dl").find_all("dd")]
     assert dict(zip(names, values, strict=True)) == {
         "ModelName": "GEM",
         "OutputConfig.AspectRatio": "16:9",
         "SubAppId": "251007502",
         "Seed": "null",
     }
-    assert card.find("p", "ids").text == "k-two · 1500-AigcImage-k-two"
+    assert card.find("dd", "source").text == "jobs/cats.yaml:7"
+    assert card.find("dd", "key").text == "k-two"
+    assert card.find("dd", "task-id").text == "1500-AigcImage-k-two"
+    assert cards_of(document)["k-not-sent"].find("dd", "task-id") is None
 
 
 def test_images_are_their_relative_paths_lazily_loaded(tmp_path):
