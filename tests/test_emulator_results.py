@@ -157,6 +157,8 @@ async def test_vod_task_waits_runs_then_finishes_with_a_file_of_the_reported_siz
     assert headers["Content-Type"] == "image/png"
     assert len(body) == int(headers["Content-Length"]) == info["MetaData"]["Size"] == 64 * 1024
     assert png_colour(body) != b"\x00\x00\x00"
+    async with http.head(info["FileUrl"]) as head:
+        assert (head.status, head.headers["Content-Length"]) == (200, str(64 * 1024))
 
 
 async def test_mps_task_goes_wait_run_done_and_its_urls_expire_with_403(
@@ -322,6 +324,7 @@ async def test_each_poll_action_has_its_own_rolling_cap(http: aiohttp.ClientSess
     assert stats["rate_limits"] == {
         "CreateAigcImageTask": 20, "DescribeTaskDetail": 3, "DescribeTasks": 3
     }
+    assert stats["max_requests_in_rolling_second"] == 1  # the creation rate: polls left out
 
 
 def test_caps_come_from_the_registry_and_rate_zero_lifts_them_all():
