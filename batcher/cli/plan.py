@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from batcher.manifest import load_manifest
     from batcher.manifest.discover import expand_manifest_paths
     from batcher.run.resume import ResumeRules, plan_manifest
-    from batcher.state.ledger import replay
+    from batcher.state.replay import replay  # not the ledger facade: its writer needs asyncio
 
     configure_logging()
     [path] = expand_manifest_paths([args.manifest])

@@ -14,7 +14,8 @@ from typing import Any
 
 from batcher.cli.report import render_table
 from batcher.manifest import Manifest
-from batcher.state.ledger import FailureGroup, TaskState, replay
+from batcher.state.events import FailureGroup, TaskState
+from batcher.state.replay import replay
 
 STATE_NAMES = {
     TaskState.PENDING: "pending",

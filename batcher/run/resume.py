@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from batcher.api.services import SERVICE_NAMES, get_service
 from batcher.manifest import Manifest, Task
-from batcher.state.ledger import LedgerReplay, TaskState
+from batcher.state.events import TaskState
+from batcher.state.replay import LedgerReplay
 
 
 class Decision(enum.StrEnum):
