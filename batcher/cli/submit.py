@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from batcher.api.services import DEFAULT_SITE, SITES
 from batcher.cli.options import (
     ENDPOINT_ENV,
+
     add_json,
     add_ledger,
     add_rate,
@@ -18,6 +20,7 @@ from batcher.cli.options import (
     parse_duration,
 )
 from batcher.exceptions import UsageError
+from batcher.wire.credentials import ENV_PROFILE
 from batcher.run.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -28,7 +31,17 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     submit.add_argument("manifests", nargs="+", type=Path, metavar="MANIFEST",
                         help="YAML or CSV manifest(s), or a directory of them")
     add_ledger(submit, "ledger file (default: <manifest stem>.ledger.jsonl beside it)")
-    submit.add_argument("--endpoint", help=f"send requests to this URL (env {ENDPOINT_ENV})")
+    submit.add_argument(
+        "--endpoint", action="append", default=[], metavar="[SERVICE=]URL",
+        help=f"send every service's requests to URL (e.g. the emulator), or one service's with "
+        f"vod=URL / mps=URL (repeatable; env {ENDPOINT_ENV})")
+    submit.add_argument(
+        "--site", choices=SITES, default=DEFAULT_SITE,
+        help="public hosts: intl = vod.intl.tencentcloudapi.com (default), mainland = "
+        "vod.tencentcloudapi.com (and mps likewise)")
+    submit.add_argument(
+        "--profile", help=f"section of the credentials file to use (env {ENV_PROFILE}; "
+        "default [default])")
     submit.add_argument("--region", help="X-TC-Region header (the API does not require one)")
     add_rate(submit, "requests per second per service (default %(default)s, the API's cap)")
     submit.add_argument("--max-attempts", type=int, default=RetryPolicy().max_attempts,
@@ -55,22 +68,22 @@ def run(args: argparse.Namespace) -> int:
     from batcher.run.eventloop import run as run_event_loop
     from batcher.run.pipeline import RunSettings
     from batcher.run.resume import ResumeRules
-    from batcher.wire.client import ClientSettings, check_endpoint
-    from batcher.wire.credentials import load_credentials
+    from batcher.wire.client import ClientSettings
+    from batcher.wire.credentials import CredentialSources, find_credentials
 
     configure_logging(log_format=args.log_format, log_file=args.log_file, quiet=args.quiet)
     if args.rate < 0:
         raise UsageError("--rate must be positive (20 is the API's cap)")
     if args.max_attempts < 1:
         raise UsageError("--max-attempts must be at least 1")
-    credentials = load_credentials(os.environ, Path.home())
+    credentials = find_credentials(
+        CredentialSources.standard(os.environ, Path.home(), args.profile))
     manifests = load_runs(args.manifests, args.ledger)  # validated by run_submit, under locks
-    endpoint = args.endpoint or os.environ.get(ENDPOINT_ENV) or None
-    if endpoint:
-        endpoint = check_endpoint(endpoint)
+    endpoint, endpoints = parse_endpoints(args.endpoint or _split(os.environ.get(ENDPOINT_ENV)))
     options = SubmitOptions(
         manifests=manifests,
-        client=ClientSettings(endpoint=endpoint, region=args.region),
+        client=ClientSettings(endpoint=endpoint, endpoints=endpoints, site=args.site,
+                              region=args.region),
         run=RunSettings(
             rate=args.rate,
             retry=RetryPolicy(max_attempts=args.max_attempts),
@@ -91,6 +104,39 @@ def run(args: argparse.Namespace) -> int:
     elif not args.quiet:
         print(render_summary(result.summaries, result.exit_code, result.stop_detail))
     return result.exit_code
+
+
+def _split(value: str | None) -> list[str]:
+    """`BATCHER_ENDPOINT`: one URL, or `vod=URL,mps=URL`."""
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def parse_endpoints(values: Sequence[str]) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """`--endpoint` values → (the URL for every service, (service, URL) pairs), each checked.
+
+    >>> parse_endpoints(["http://127.0.0.1:1", "mps=http://127.0.0.1:2"])
+    ('http://127.0.0.1:1', (('mps', 'http://127.0.0.1:2'),))
+    """
+    from batcher.api.services import SERVICES
+    from batcher.wire.client import check_endpoint
+
+    shared: str | None = None
+    own: dict[str, str] = {}
+    for value in values:
+        name, separator, url = value.partition("=")
+        if not separator or "://" in name:
+            if shared is not None:
+                raise UsageError("--endpoint URL is given twice: give one URL for every "
+                                 "service, or vod=URL and mps=URL")
+            shared = check_endpoint(value)
+        elif name in SERVICES:
+            if name in own:
+                raise UsageError(f"--endpoint {name}=URL is given twice: give it once")
+            own[name] = check_endpoint(url)
+        else:
+            raise UsageError(f"--endpoint {name}=...: unknown service {name!r}: use "
+                             f"{' or '.join(f'{s}=URL' for s in SERVICES)}, or a URL alone")
+    return shared, tuple(sorted(own.items()))
 
 
 def load_runs(paths: Sequence[Path], ledger: Path | None) -> list[ManifestRun]:
