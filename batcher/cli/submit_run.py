@@ -65,6 +65,8 @@ class SubmitResult:
     summaries: list[JobSummary]
     exit_code: ExitCode
     stop_detail: str
+    account_error: bool = False
+    """Stopped by an error that fails every task of the account (`stop_detail`: CODE: message)."""
 
 
 async def run_submit(
@@ -205,7 +207,7 @@ def _judge(result: RunResult) -> SubmitResult:
     stop = result.stop
     detail = stop.detail if stop else ""
     if stop is not None and stop.reason is StopReason.RUN_STOPPING_ERROR:
-        return SubmitResult(summaries, ExitCode.USAGE, detail)
+        return SubmitResult(summaries, ExitCode.USAGE, detail, account_error=True)
     if stop is not None and stop.reason is StopReason.SIGINT:
         return SubmitResult(summaries, ExitCode.SIGINT, detail)
     if stop is not None and stop.reason is StopReason.SIGTERM:

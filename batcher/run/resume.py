@@ -57,6 +57,8 @@ class ServicePlan:
     """How many tasks of one service fall under each decision."""
 
     decisions: Counter[Decision] = field(default_factory=Counter)
+    not_sent: int = 0
+    """Of the tasks to send, those the ledger has never seen (the rest are sent again)."""
 
     @property
     def total(self) -> int:
@@ -84,7 +86,10 @@ def plan_manifest(
 
     def tally(task: Task) -> None:
         state = ledger.state_of(task.key)
-        plans[task.service].decisions[decide(state, task.service, task.session_id, rules)] += 1
+        plan = plans[task.service]
+        plan.decisions[decide(state, task.service, task.session_id, rules)] += 1
+        if state is TaskState.PENDING:
+            plan.not_sent += 1
 
     if len(ledger) == 0:
         # A new batch: every task is sent, so no task needs its key yet (keys are most of the
@@ -92,6 +97,7 @@ def plan_manifest(
         report = manifest.validate()
         for name, count in report.tasks_per_service.items():
             plans[name].decisions[Decision.SEND] = count
+            plans[name].not_sent = count
     else:
         manifest.validate(on_task=tally)
     return {name: plan for name, plan in plans.items() if plan.total}

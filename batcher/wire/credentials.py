@@ -135,7 +135,8 @@ def find_credentials(sources: CredentialSources) -> CredentialsProvider:
     found = _from_environment(sources.environ) or _from_profile_files(sources)
     if found is not None:
         return StaticCredentials(found)
-    return CvmRoleCredentials(sources.metadata, nothing_found=_nothing_found(sources, cvm_role=True))
+    nothing_found = _nothing_found(sources, cvm_role=True)
+    return CvmRoleCredentials(sources.metadata, nothing_found=nothing_found)
 
 
 def _nothing_found(sources: CredentialSources, *, cvm_role: bool) -> str:
