@@ -19,7 +19,6 @@ repr, str or error message.
 
 from __future__ import annotations
 
-import asyncio
 import configparser
 import json
 import logging
@@ -52,6 +51,8 @@ METADATA_TIMEOUT_SECONDS = 2.0
 log = logging.getLogger("batcher")
 
 if TYPE_CHECKING:
+    import asyncio
+
     import aiohttp
 
 
@@ -223,7 +224,8 @@ class CvmRoleCredentials:
         self._role: str | None = None
         self._credentials: Credentials | None = None
         self._expires_at = 0.0
-        self._lock = asyncio.Lock()
+        self._lock: asyncio.Lock | None = None
+        """Made on first use, inside the run's event loop."""
 
     def __repr__(self) -> str:
         return f"CvmRoleCredentials(role={self._role!r})"
@@ -231,6 +233,10 @@ class CvmRoleCredentials:
     async def current(self) -> Credentials:
         if self._credentials is not None and not self._needs_refresh():
             return self._credentials
+        if self._lock is None:
+            import asyncio  # here, not at the top: the CLI's parser imports this module's names
+
+            self._lock = asyncio.Lock()
         async with self._lock:  # the first caller fetches; the others then find them fresh
             if self._credentials is None or self._needs_refresh():
                 await self._refresh()
