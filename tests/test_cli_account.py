@@ -40,6 +40,18 @@ async def test_per_service_endpoints_send_each_service_to_its_own_url(tmp_path):
     assert created == [(3, 0), (0, 2)]
 
 
+async def test_the_endpoint_variable_takes_per_service_urls_too(tmp_path):
+    manifest = write_manifest(tmp_path, vod=1, mps=2)
+    async with running_emulator(emulator_config()) as for_vod, \
+            running_emulator(emulator_config()) as for_mps:
+        env = cli_env(BATCHER_ENDPOINT=f"vod={for_vod.url},mps={for_mps.url}")
+        code, _, stderr = await run_cli("submit", str(manifest), "--rate", "0", env=env)
+        created = [tuple(e.stats()["services"][name]["created"] for name in ("vod", "mps"))
+                   for e in (for_vod, for_mps)]
+    assert code == 0, stderr
+    assert created == [(1, 0), (0, 2)]
+
+
 async def test_one_endpoint_still_takes_every_service(tmp_path):
     manifest = write_manifest(tmp_path, vod=2, mps=2)
     async with running_emulator(emulator_config()) as emulator:

@@ -631,3 +631,16 @@ async def test_serve_refuses_a_non_loopback_host() -> None:
 def test_loopback_addresses() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.com")
+
+
+def test_the_token_option_makes_the_emulators_credentials_temporary(monkeypatch):
+    from batcher.cli.main import build_parser
+    from batcher.emulator.arguments import config_from_args
+
+    monkeypatch.delenv("TENCENTCLOUD_TOKEN", raising=False)
+    parse = build_parser().parse_args
+    assert config_from_args(parse(["emulator"])).token is None
+    assert config_from_args(parse(["emulator", "--token", "tk-7f3a91"])).token == "tk-7f3a91"
+    monkeypatch.setenv("TENCENTCLOUD_TOKEN", "from-env")
+    assert config_from_args(parse(["emulator"])).token == "from-env"
+    assert "tk-7f3a91" not in repr(config_from_args(parse(["emulator", "--token", "tk-7f3a91"])))
