@@ -61,6 +61,8 @@ class ServicePlan:
     send_from: int | None = None
     """The place (`Task.place`) of the first task to send: a lane starts reading there, so a
     half-done batch does not key its done half twice before its first request."""
+    not_sent: int = 0
+    """Of the tasks to send, those the ledger has never seen (the rest are sent again)."""
 
     @property
     def total(self) -> int:
@@ -93,6 +95,8 @@ def plan_manifest(
         plan.decisions[decision] += 1
         if decision is Decision.SEND and plan.send_from is None:
             plan.send_from = task.place
+        if state is TaskState.PENDING:
+            plan.not_sent += 1
 
     if len(ledger) == 0:
         # A new batch: every task is sent, so no task needs its key yet (keys are most of the
@@ -100,6 +104,7 @@ def plan_manifest(
         report = manifest.validate()
         for name, count in report.tasks_per_service.items():
             plans[name].decisions[Decision.SEND] = count
+            plans[name].not_sent = count
     else:
         manifest.validate(on_task=tally)
     return {name: plan for name, plan in plans.items() if plan.total}
