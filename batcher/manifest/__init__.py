@@ -14,6 +14,6 @@ The public surface is what `plan`, `submit` and `status` call::
 
 from batcher.exceptions import ManifestError
 from batcher.manifest.loader import Manifest, load_manifest
-from batcher.manifest.task import Task, ValidationReport
+from batcher.manifest.task import Task, TaskKey, ValidationReport
 
-__all__ = ["Manifest", "ManifestError", "Task", "ValidationReport", "load_manifest"]
+__all__ = ["Manifest", "ManifestError", "Task", "TaskKey", "ValidationReport", "load_manifest"]

@@ -54,7 +54,7 @@ from batcher.manifest.collisions import (
 )
 from batcher.manifest.csv_source import load_csv_plan
 from batcher.manifest.plan import Plan
-from batcher.manifest.task import MESSAGES_SHOWN, Problems, Task, ValidationReport
+from batcher.manifest.task import MESSAGES_SHOWN, Problems, Task, TaskKey, ValidationReport
 from batcher.manifest.validate import checked_requests, keyed_task, own_session_id
 from batcher.manifest.yaml_source import load_yaml_plan
 
@@ -93,6 +93,7 @@ class Manifest:
         self,
         max_errors: int = MESSAGES_SHOWN,
         on_task: Callable[[Task], None] | None = None,
+        on_key: Callable[[TaskKey], None] | None = None,
     ) -> ValidationReport:
         """Expand and check every task; ManifestError lists the first `max_errors` mistakes.
 
@@ -102,20 +103,32 @@ class Manifest:
         name the pair. `on_task` sees every valid task as it is checked, so that a caller
         (`plan`, `submit`) can tally them in this same pass; if the manifest turns out to be
         invalid, ManifestError is raised at the end and what it tallied must be dropped.
+        `on_key` is the same with each task's key, service, SessionId and place only: plain CSV
+        rows are then keyed from their cells (`fastlane`), several times faster.
         """
         plan = self._plan
         problems = Problems(keep=max_errors)
         counts: dict[ServiceName, int] = dict.fromkeys(SERVICE_NAMES, 0)
         same_requests, same_session_ids = CollisionFinder(), CollisionFinder()
-        fingerprint = key_fingerprint if on_task is not None else request_fingerprint
-        for variant, request in checked_requests(plan, problems):
+        keyed = on_task is not None or on_key is not None
+        fingerprint = key_fingerprint if keyed else request_fingerprint
+        deliver = on_task if on_key is None else _as_key(on_key)
+
+        def fast_key(task: TaskKey) -> None:  # a plain CSV row: repeat is 1, no own SessionId
+            counts[task.service] += 1
+            assert on_key is not None
+            on_key(task)
+            same_requests.add(int(task.key[:16], 16))
+
+        fast = fast_key if on_key is not None else None
+        for variant, request in checked_requests(plan, problems, on_fast_key=fast):
             counts[variant.service] += plan.repeat
-            if on_task is not None:
+            if deliver is not None:
                 wire = request.to_wire()
                 first = keyed_task(plan, variant, wire, 0)
-                on_task(first)
+                deliver(first)
                 for copy in range(1, plan.repeat):
-                    on_task(keyed_task(plan, variant, dict(wire), copy))
+                    deliver(keyed_task(plan, variant, dict(wire), copy))
                 # The key hashes exactly the request's identity (SessionId and SessionContext
                 # aside), so the first copy's key is the fingerprint, at no extra cost.
                 same_requests.add(int(first.key[:16], 16))
@@ -146,6 +159,13 @@ class Manifest:
             yield keyed_task(plan, variant, wire, 0)
             for copy in range(1, plan.repeat):
                 yield keyed_task(plan, variant, dict(wire), copy)
+
+
+def _as_key(on_key: Callable[[TaskKey], None]) -> Callable[[Task], None]:
+    def deliver(task: Task) -> None:
+        on_key(TaskKey(task.key, task.service, task.session_id, task.place))
+
+    return deliver
 
 
 def _no_task_hint(plan: Plan) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from batcher.api.services import ServiceName
 from batcher.exceptions import ManifestError
@@ -36,6 +36,15 @@ class Task:
     copy: int
     place: int = 0
     """Where the task's source is in the manifest; `Manifest.tasks(start=place)` resumes there."""
+
+
+class TaskKey(NamedTuple):
+    """What the keys-only pass hands out per task: enough to look it up in a ledger."""
+
+    key: str
+    service: ServiceName
+    session_id: str | None
+    place: int
 
 
 @dataclass(frozen=True, slots=True)

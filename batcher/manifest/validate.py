@@ -5,7 +5,7 @@ one code path of both passes, and a valid request turned into keyed `Task` copie
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -15,26 +15,37 @@ from batcher.api.models import RequestModel, VodCreateAigcImageTaskRequest
 from batcher.api.services import ServiceName
 from batcher.manifest.csv_source import csv_tasks
 from batcher.manifest.expand import Expander, Variant, source_note, task_sets
+from batcher.manifest.fastlane import RowShortcut
 from batcher.manifest.keys import session_id_for, task_key
 from batcher.manifest.messages import explain
 from batcher.manifest.plan import Plan, RawTask
-from batcher.manifest.task import Problems, Task
+from batcher.manifest.task import Problems, Task, TaskKey
 
 
 def checked_requests(
-    plan: Plan, problems: Problems, only: ServiceName | None = None, start: int = 0
+    plan: Plan,
+    problems: Problems,
+    only: ServiceName | None = None,
+    start: int = 0,
+    on_fast_key: Callable[[TaskKey], None] | None = None,
 ) -> Iterator[tuple[Variant, RequestModel]]:
     """Every request of the manifest in order, validated: the one code path of both passes.
 
     With `only`, tasks of the other service are passed over before they are expanded or
     validated: the pipeline streams each service's tasks on its own, and need not pay twice.
-    With `start`, so are the tasks placed before it (`RawTask.place`).
+    With `start`, so are the tasks placed before it (`RawTask.place`). With `on_fast_key`, the
+    CSV rows that `fastlane` can key from their cells go there instead, as keys only.
     """
     expander = Expander(plan, problems)
     raw_tasks: Iterable[RawTask] = plan.tasks[start:] if start else plan.tasks
     if plan.csv is not None:
         first_place = len(plan.tasks)
-        csv_rows = csv_tasks(plan.csv, plan.default_services, problems, first_place, start)
+        shortcut = None
+        if on_fast_key is not None:
+            shortcut = RowShortcut(plan, plan.csv, expander, on_fast_key, first_place)
+        csv_rows = csv_tasks(
+            plan.csv, plan.default_services, problems, first_place, start, shortcut
+        )
         raw_tasks = itertools.chain(raw_tasks, csv_rows)
     for raw in _each_service(raw_tasks, plan.matrix_services):
         if only is not None and (raw.service or plan.service) != only:

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from batcher.api.services import SERVICE_NAMES, get_service
-from batcher.manifest import Manifest, Task
+from batcher.manifest import Manifest, TaskKey
 from batcher.state.events import TaskState
 from batcher.state.replay import LedgerReplay
 
@@ -88,7 +88,7 @@ def plan_manifest(
     one streaming pass (ManifestError if the manifest is invalid)."""
     plans = {name: ServicePlan() for name in SERVICE_NAMES}
 
-    def tally(task: Task) -> None:
+    def tally(task: TaskKey) -> None:
         state = ledger.state_of(task.key)
         decision = decide(state, task.service, task.session_id, rules)
         plan = plans[task.service]
@@ -106,5 +106,5 @@ def plan_manifest(
             plans[name].decisions[Decision.SEND] = count
             plans[name].not_sent = count
     else:
-        manifest.validate(on_task=tally)
+        manifest.validate(on_key=tally)
     return {name: plan for name, plan in plans.items() if plan.total}
