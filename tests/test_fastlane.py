@@ -5,6 +5,7 @@ cells) gives every task exactly the key, service, SessionId and place of the who
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -64,21 +65,31 @@ csv: rows.csv
 
 
 def both_ways(path: Path) -> tuple[list[TaskKey] | str, list[TaskKey] | str]:
-    """(keys-only pass, whole way): the tasks' keys, or the error messages."""
+    """(keys-only pass, whole way): the tasks' keys, or the error messages. The keys-only pass
+    is run with the parameters too, and must give each task exactly the whole way's."""
     results: list[list[TaskKey] | str] = []
+    params: list[list[dict[str, object]]] = []
     for keys_only in (True, False):
         found: list[TaskKey] = []
+        sent: list[dict[str, object]] = []
         manifest = load_manifest(path)
         try:
             if keys_only:
                 manifest.validate(max_errors=100, on_key=found.append)
+                manifest.validate(max_errors=100, with_params=True,
+                                  on_key=lambda task, sent=sent: sent.append(
+                                      json.loads(task.params_json or "null")))
             else:
-                manifest.validate(max_errors=100, on_task=lambda task, found=found: found.append(
-                    TaskKey(task.key, task.service, task.session_id, task.place)))
+                manifest.validate(max_errors=100, on_task=lambda task, found=found, sent=sent: (
+                    found.append(TaskKey(task.key, task.service, task.session_id, task.place)),
+                    sent.append(task.params)))
         except ManifestError as error:
             results.append("\n".join(error.messages))
             continue
         results.append(found)
+        params.append(sent)
+    if len(params) == 2:
+        assert params[0] == params[1]
     return results[0], results[1]
 
 

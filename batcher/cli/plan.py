@@ -14,7 +14,7 @@ from batcher.cli.options import add_json, add_ledger, add_rate, add_resume_rules
 from batcher.exceptions import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from batcher.manifest import Manifest, Task
+    from batcher.manifest import Manifest, TaskKey
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -63,21 +63,22 @@ def write_task_lines(manifest: Manifest) -> None:
     The lines go to a spool (memory, then a temporary file) and reach stdout only once the whole
     manifest is known to be valid: a bad manifest prints its errors and no task.
     """
-    import json
     import shutil
     import tempfile
 
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    from batcher.cli.report import dumps
+
     with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, "w+", encoding="utf-8") as spool:
         write = spool.write
 
-        def write_line(task: Task) -> None:
-            # key and service are hex and a fixed word: nothing in them needs escaping.
-            session_id = "null" if task.session_id is None else encode(task.session_id)
+        def write_line(task: TaskKey) -> None:
+            # key and service are hex and a fixed word, a SessionId is `batcher-` and hex or
+            # JSON-escaped here: nothing else needs escaping.
+            session_id = "null" if task.session_id is None else dumps(task.session_id)
             write(f'{{"key":"{task.key}","service":"{task.service}","session_id":{session_id},'
-                  f'"params":{encode(task.params)}}}\n')
+                  f'"params":{task.params_json}}}\n')
 
-        manifest.validate(on_task=write_line)
+        manifest.validate(on_key=write_line, with_params=True)
         spool.seek(0)
         shutil.copyfileobj(spool, sys.stdout)
 

@@ -65,12 +65,16 @@ _THIS_ROW_IS_WRONG = _Shape("vod", [], ())
 class RowShortcut:
     """Keys the rows it can decide and hands them to `emit`; says False for the others."""
 
-    __slots__ = ("_columns", "_emit", "_expander", "_first_place", "_layout", "_plan", "_shapes")
+    __slots__ = (
+        "_columns", "_emit", "_expander", "_first_place", "_layout", "_plan", "_shapes",
+        "_with_params",
+    )
 
     def __init__(
         self, plan: Plan, layout: CsvLayout, expander: Expander, emit: Callable[[TaskKey], None],
-        first_place: int,
+        first_place: int, with_params: bool = False,
     ) -> None:
+        self._with_params = with_params
         self._plan = plan
         self._layout = layout
         self._expander = expander
@@ -102,10 +106,18 @@ class RowShortcut:
             if text is None:
                 return False
             parts[position] = text
-        document = "".join(parts).encode()
+        params = "".join(parts[1:-1])
+        document = f"{parts[0]}{params}{parts[-1]}".encode()
         key = hashlib.sha256(document).hexdigest()[:KEY_HEX_CHARS]
-        session_id = SESSION_ID_PREFIX + key if shape.service == "vod" else None
-        self._emit(TaskKey(key, shape.service, session_id, self._first_place + row_number))
+        place = self._first_place + row_number
+        sent = params if self._with_params else None
+        if shape.service != "vod":
+            self._emit(TaskKey(key, shape.service, None, place, sent))
+            return True
+        session_id = SESSION_ID_PREFIX + key
+        if sent is not None:  # the parameters sent: the derived SessionId too (hex, no escape)
+            sent = f'{params[:-1]},"SessionId":"{session_id}"}}'
+        self._emit(TaskKey(key, shape.service, session_id, place, sent))
         return True
 
     def _compile(self, row: list[str], shape_key: tuple[str, tuple[bool, ...]]) -> _Shape | None:
@@ -133,6 +145,8 @@ class RowShortcut:
         merged = merge(frame.params, params)
         if "SessionId" in merged:
             return None  # a SessionId of the manifest's own: duplicates are the whole way's
+        if self._with_params and not UNKEYED_PARAMS.isdisjoint(merged):
+            return None  # the parameters sent would differ from the keyed ones
         if not self._row_is_valid(row, frame, merged, converts):
             return _THIS_ROW_IS_WRONG
         keyed = {name: value for name, value in merged.items() if name not in UNKEYED_PARAMS}

@@ -40,6 +40,7 @@ The rules where SPEC §3 leaves room, decided here:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -94,6 +95,7 @@ class Manifest:
         max_errors: int = MESSAGES_SHOWN,
         on_task: Callable[[Task], None] | None = None,
         on_key: Callable[[TaskKey], None] | None = None,
+        with_params: bool = False,
     ) -> ValidationReport:
         """Expand and check every task; ManifestError lists the first `max_errors` mistakes.
 
@@ -104,7 +106,8 @@ class Manifest:
         (`plan`, `submit`) can tally them in this same pass; if the manifest turns out to be
         invalid, ManifestError is raised at the end and what it tallied must be dropped.
         `on_key` is the same with each task's key, service, SessionId and place only: plain CSV
-        rows are then keyed from their cells (`fastlane`), several times faster.
+        rows are then keyed from their cells (`fastlane`), several times faster; with
+        `with_params`, each `TaskKey` also carries the parameters sent as compact JSON.
         """
         plan = self._plan
         problems = Problems(keep=max_errors)
@@ -112,7 +115,7 @@ class Manifest:
         same_requests, same_session_ids = CollisionFinder(), CollisionFinder()
         keyed = on_task is not None or on_key is not None
         fingerprint = key_fingerprint if keyed else request_fingerprint
-        deliver = on_task if on_key is None else _as_key(on_key)
+        deliver = on_task if on_key is None else _as_key(on_key, with_params)
 
         def fast_key(task: TaskKey) -> None:  # a plain CSV row: repeat is 1, no own SessionId
             counts[task.service] += 1
@@ -121,7 +124,9 @@ class Manifest:
             same_requests.add(int(task.key[:16], 16))
 
         fast = fast_key if on_key is not None else None
-        for variant, request in checked_requests(plan, problems, on_fast_key=fast):
+        for variant, request in checked_requests(
+            plan, problems, on_fast_key=fast, with_params=with_params
+        ):
             counts[variant.service] += plan.repeat
             if deliver is not None:
                 wire = request.to_wire()
@@ -161,11 +166,18 @@ class Manifest:
                 yield keyed_task(plan, variant, dict(wire), copy)
 
 
-def _as_key(on_key: Callable[[TaskKey], None]) -> Callable[[Task], None]:
+def _as_key(on_key: Callable[[TaskKey], None], with_params: bool) -> Callable[[Task], None]:
+    encode = _PARAMS_ENCODER.encode if with_params else None
+
     def deliver(task: Task) -> None:
-        on_key(TaskKey(task.key, task.service, task.session_id, task.place))
+        params = encode(task.params) if encode is not None else None
+        on_key(TaskKey(task.key, task.service, task.session_id, task.place, params))
 
     return deliver
+
+
+_PARAMS_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""Compact JSON of the parameters sent, as `plan --json` prints them."""
 
 
 def _no_task_hint(plan: Plan) -> str:

@@ -45,6 +45,8 @@ class TaskKey(NamedTuple):
     service: ServiceName
     session_id: str | None
     place: int
+    params_json: str | None = None
+    """The parameters sent, as compact JSON, when the pass was asked for them."""
 
 
 @dataclass(frozen=True, slots=True)

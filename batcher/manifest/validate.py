@@ -28,13 +28,15 @@ def checked_requests(
     only: ServiceName | None = None,
     start: int = 0,
     on_fast_key: Callable[[TaskKey], None] | None = None,
+    with_params: bool = False,
 ) -> Iterator[tuple[Variant, RequestModel]]:
     """Every request of the manifest in order, validated: the one code path of both passes.
 
     With `only`, tasks of the other service are passed over before they are expanded or
     validated: the pipeline streams each service's tasks on its own, and need not pay twice.
     With `start`, so are the tasks placed before it (`RawTask.place`). With `on_fast_key`, the
-    CSV rows that `fastlane` can key from their cells go there instead, as keys only.
+    CSV rows that `fastlane` can key from their cells go there instead, as keys (with their
+    parameters' JSON if `with_params`).
     """
     expander = Expander(plan, problems)
     raw_tasks: Iterable[RawTask] = plan.tasks[start:] if start else plan.tasks
@@ -42,7 +44,9 @@ def checked_requests(
         first_place = len(plan.tasks)
         shortcut = None
         if on_fast_key is not None:
-            shortcut = RowShortcut(plan, plan.csv, expander, on_fast_key, first_place)
+            shortcut = RowShortcut(
+                plan, plan.csv, expander, on_fast_key, first_place, with_params
+            )
         csv_rows = csv_tasks(
             plan.csv, plan.default_services, problems, first_place, start, shortcut
         )
