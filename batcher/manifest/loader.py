@@ -109,6 +109,8 @@ class Manifest:
         rows are then keyed from their cells (`fastlane`), several times faster; with
         `with_params`, each `TaskKey` also carries the parameters sent as compact JSON.
         """
+        if on_task is not None and on_key is not None:
+            raise ValueError("validate() takes on_task or on_key, not both")
         plan = self._plan
         problems = Problems(keep=max_errors)
         counts: dict[ServiceName, int] = dict.fromkeys(SERVICE_NAMES, 0)
@@ -117,13 +119,16 @@ class Manifest:
         fingerprint = key_fingerprint if keyed else request_fingerprint
         deliver = on_task if on_key is None else _as_key(on_key, with_params)
 
-        def fast_key(task: TaskKey) -> None:  # a plain CSV row: repeat is 1, no own SessionId
-            counts[task.service] += 1
-            assert on_key is not None
-            on_key(task)
-            same_requests.add(int(task.key[:16], 16))
+        fast: Callable[[TaskKey], None] | None = None
+        if on_key is not None:
+            emit = on_key
 
-        fast = fast_key if on_key is not None else None
+            def fast_key(task: TaskKey) -> None:  # a plain CSV row: repeat 1, no own SessionId
+                counts[task.service] += 1
+                emit(task)
+                same_requests.add(int(task.key[:16], 16))
+
+            fast = fast_key
         for variant, request in checked_requests(
             plan, problems, on_fast_key=fast, with_params=with_params
         ):
@@ -167,6 +172,7 @@ class Manifest:
 
 
 def _as_key(on_key: Callable[[TaskKey], None], with_params: bool) -> Callable[[Task], None]:
+    """`on_key` fed with the tasks of the whole way."""
     encode = _PARAMS_ENCODER.encode if with_params else None
 
     def deliver(task: Task) -> None:
