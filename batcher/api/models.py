@@ -13,7 +13,7 @@ modes, file types) are literals.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -35,6 +35,23 @@ class ApiModel(BaseModel):
         # this runs once per task, a million times for a large batch.
         wire: dict[str, Any] = self.__pydantic_serializer__.to_python(self, exclude_none=True)
         return wire
+
+
+class PromptOrInputs(ApiModel):
+    """A request that needs a Prompt unless it names input images in `inputs_field`.
+
+    The rule is data (`inputs_field`) so that `batcher.api.schema_gen` can copy it into the
+    schema table: one validator, both services.
+    """
+
+    inputs_field: ClassVar[str]
+
+    @model_validator(mode="after")
+    def _prompt_or_inputs(self) -> PromptOrInputs:
+        values = self.__dict__  # the fields' values: `Prompt` is declared by the subclasses
+        if not values.get("Prompt") and not values.get(self.inputs_field):
+            raise ValueError(f"Prompt is required when {self.inputs_field} is empty")
+        return self
 
 
 # --- VOD 2018-07-17 -------------------------------------------------------------------------
@@ -68,8 +85,10 @@ class AigcImageOutputConfig(ApiModel):
     LogoAdd: EnabledSwitch | None = None
 
 
-class VodCreateAigcImageTaskRequest(ApiModel):
+class VodCreateAigcImageTaskRequest(PromptOrInputs):
     """VOD `CreateAigcImageTask` request (API version 2018-07-17)."""
+
+    inputs_field: ClassVar[str] = "FileInfos"
 
     SubAppId: int
     ModelName: str
@@ -87,11 +106,6 @@ class VodCreateAigcImageTaskRequest(ApiModel):
     TasksPriority: Annotated[int, Field(ge=-10, le=10)] | None = None
     ExtInfo: str | None = None
 
-    @model_validator(mode="after")
-    def _prompt_or_files(self) -> VodCreateAigcImageTaskRequest:
-        if not self.Prompt and not self.FileInfos:
-            raise ValueError("Prompt is required when FileInfos is empty")
-        return self
 
 
 # --- MPS 2019-06-12 -------------------------------------------------------------------------
@@ -121,8 +135,10 @@ class AigcStoreCosParam(ApiModel):
     CosBucketPath: str | None = None
 
 
-class MpsCreateAigcImageTaskRequest(ApiModel):
+class MpsCreateAigcImageTaskRequest(PromptOrInputs):
     """MPS `CreateAigcImageTask` request (API version 2019-06-12)."""
+
+    inputs_field: ClassVar[str] = "ImageInfos"
 
     ModelName: str | None = None
     ModelVersion: str | None = None
@@ -137,11 +153,6 @@ class MpsCreateAigcImageTaskRequest(ApiModel):
     StoreCosParam: AigcStoreCosParam | None = None
     Operator: str | None = None
 
-    @model_validator(mode="after")
-    def _prompt_or_images(self) -> MpsCreateAigcImageTaskRequest:
-        if not self.Prompt and not self.ImageInfos:
-            raise ValueError("Prompt is required when ImageInfos is empty")
-        return self
 
 
 RequestModel = VodCreateAigcImageTaskRequest | MpsCreateAigcImageTaskRequest

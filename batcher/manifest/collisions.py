@@ -7,43 +7,45 @@ does a second pass compare the suspects in full and name both origins.
 from __future__ import annotations
 
 import itertools
+import json
 from array import array
 from collections.abc import Callable
 
-from batcher.api.models import RequestModel, VodCreateAigcImageTaskRequest
 from batcher.api.services import ServiceName
 from batcher.manifest.keys import UNKEYED_PARAMS, task_key
 from batcher.manifest.plan import Plan
 from batcher.manifest.task import Problems
-from batcher.manifest.validate import checked_requests, own_session_id
+from batcher.manifest.validate import CheckedRequest, checked_requests, own_session_id
 
 
-def _request_json(request: RequestModel) -> bytes:
+def _request_json(request: CheckedRequest) -> str:
     """A request's identity within this process: what its key hashes, in the model's field order.
 
-    Not the canonical JSON of `keys` (which sorts keys, and costs three times as much):
-    the serializer writes fields in declaration order whatever order the manifest used, which is
-    all that comparing two requests of one run needs.
+    Not the canonical JSON of `keys` (which sorts keys, and costs more): a checked request's
+    fields are in declaration order whatever order the manifest used, which is all that
+    comparing two requests of one run needs.
     """
-    serializer = request.__pydantic_serializer__
-    if isinstance(request, VodCreateAigcImageTaskRequest) and (
-        request.SessionId is not None or request.SessionContext is not None
-    ):
-        return serializer.to_json(request, exclude_none=True, exclude=set(UNKEYED_PARAMS))
-    return serializer.to_json(request, exclude_none=True)
+    wire = request.wire
+    if not UNKEYED_PARAMS.isdisjoint(wire):
+        wire = {name: value for name, value in wire.items() if name not in UNKEYED_PARAMS}
+    return _IDENTITY_ENCODER.encode(wire)
 
 
-Fingerprint = Callable[["Plan", ServiceName, RequestModel], int]
+_IDENTITY_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
+                                     check_circular=False)
 
 
-def request_fingerprint(plan: Plan, service: ServiceName, request: RequestModel) -> int:
+Fingerprint = Callable[["Plan", ServiceName, CheckedRequest], int]
+
+
+def request_fingerprint(plan: Plan, service: ServiceName, request: CheckedRequest) -> int:
     """64 bits of a request's identity, stable within this process only."""
     return hash((service, _request_json(request))) & _SIXTY_FOUR_BITS
 
 
-def key_fingerprint(plan: Plan, service: ServiceName, request: RequestModel) -> int:
+def key_fingerprint(plan: Plan, service: ServiceName, request: CheckedRequest) -> int:
     """64 bits of a request's identity: the first 16 hex digits of its first copy's key."""
-    return int(task_key(plan.batch, service, request.to_wire(), 0)[:16], 16)
+    return int(task_key(plan.batch, service, request.wire, 0)[:16], 16)
 
 
 def text_fingerprint(text: str) -> int:
@@ -85,7 +87,7 @@ def report_duplicates(
     problems: Problems,
 ) -> None:
     """Second pass, only after a fingerprint repeated: name both origins of each duplicate."""
-    first_request: dict[tuple[ServiceName, bytes], tuple[int, str]] = {}
+    first_request: dict[tuple[ServiceName, str], tuple[int, str]] = {}
     first_session_id: dict[str, tuple[int, str]] = {}
     stream = checked_requests(plan, Problems(keep=0))
     for position, (variant, request) in enumerate(stream):

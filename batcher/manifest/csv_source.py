@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from batcher.api.models import field_annotation, request_model
+from batcher.api import schema
 from batcher.api.services import SERVICE_NAMES, ServiceName
 from batcher.exceptions import ManifestError
-from batcher.manifest.coerce import Coercer, cell_to_json, coercer_for, parameter_paths
+from batcher.manifest.coerce import Coercer, cell_to_json, coercer_for
 from batcher.manifest.messages import did_you_mean
 from batcher.manifest.plan import (
     NOTHING_WRITTEN,
@@ -95,8 +95,8 @@ def _csv_header_problem(name: str, seen: Mapping[str, int]) -> str | None:
             f"{name!r} is neither a parameter (Upper-case, like Prompt) nor a variable "
             "(lower-case, like animal)"
         )
-    if not any(field_annotation(request_model(s), name) is not None for s in SERVICE_NAMES):
-        known = sorted({p for s in SERVICE_NAMES for p in parameter_paths(request_model(s))})
+    if not any(schema.field_spec(s, name) is not None for s in SERVICE_NAMES):
+        known = sorted({p for s in SERVICE_NAMES for p in schema.parameter_paths(s)})
         hint = did_you_mean(name, known) or "see the parameters in jobs/all-features.yaml"
         return f"{name!r} is not a vod or mps parameter: {hint}"
     return None
@@ -104,7 +104,7 @@ def _csv_header_problem(name: str, seen: Mapping[str, int]) -> str | None:
 
 def _csv_param_column(index: int, name: str) -> CsvColumn:
     coercers = {
-        service: coercer_for(field_annotation(request_model(service), name))
+        service: coercer_for(schema.field_spec(service, name))
         for service in SERVICE_NAMES
     }
     return CsvColumn(index, name, tuple(name.split(".")), coercers)

@@ -9,11 +9,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from batcher.api.models import field_annotation, request_model
+from batcher.api import schema
 from batcher.api.services import ServiceName
-from batcher.manifest.coerce import Coercer, base_types, coercer_for
+from batcher.manifest.coerce import Coercer, coercer_for
 from batcher.manifest.messages import closest, explain
 from batcher.manifest.plan import MatrixVariable, Plan, RawTask, merge
 from batcher.manifest.task import Loc, Problems, format_loc
@@ -25,7 +23,6 @@ class ServiceFrame:
     """What every task of one service starts from, prepared once per pass."""
 
     service: ServiceName
-    model: type[BaseModel]
     params: dict[str, Any]
     variables: dict[str, str]
     templates: tuple[tuple[Loc, Template], ...]
@@ -38,9 +35,9 @@ class ServiceFrame:
         if loc not in self.coercers:
             dotted = ".".join(str(part) for part in loc)
             inside_list = any(isinstance(part, int) for part in loc)
-            annotation = None if inside_list else field_annotation(self.model, dotted)
-            kinds = base_types(annotation)
-            self.coercers[loc] = coercer_for(annotation) if bool in kinds or int in kinds else None
+            spec = None if inside_list else schema.field_spec(self.service, dotted)
+            scalar = spec is not None and spec["type"] in ("bool", "int")
+            self.coercers[loc] = coercer_for(spec) if scalar else None
         return self.coercers[loc]
 
 
@@ -190,27 +187,33 @@ class Expander:
 
 def _build_frame(plan: Plan, service: ServiceName, problems: Problems) -> ServiceFrame:
     """Merge the defaults for one service and report their mistakes once, at their own lines."""
-    model = request_model(service)
     params = plan.defaults.params_for(service)
     if plan.prompt is not None:
         params["Prompt"] = plan.prompt
     variables = plan.defaults.variables_for(service)
     templates = tuple((loc, parse_template(text)) for loc, text in strings_in(params, ()))
-    reported = _check_defaults(plan, service, model, params, problems)
-    lowercase = {name.lower(): name for name in model.model_fields}
-    return ServiceFrame(service, model, params, variables, templates, reported, lowercase)
+    reported = _check_defaults(plan, service, params, problems)
+    lowercase = {name.lower(): name for name in schema.field_names(service)}
+    return ServiceFrame(service, params, variables, templates, reported, lowercase)
 
 
 def _check_defaults(
     plan: Plan,
     service: ServiceName,
-    model: type[BaseModel],
     params: dict[str, Any],
     problems: Problems,
 ) -> frozenset[Loc]:
     """Validate the literal defaults alone; templated strings are checked per task, once filled."""
+    literal = _without_templates(params)
+    if schema.defaults_are_valid(service, literal):
+        return frozenset()
+    # The table cannot tell: the request model decides and its errors are explained.
+    from pydantic import ValidationError
+
+    from batcher.api.models import request_model
+
     try:
-        model.model_validate(_without_templates(params), strict=True)
+        request_model(service).model_validate(literal, strict=True)
     except ValidationError as error:
         reported = set()
         for detail in error.errors():
@@ -221,7 +224,7 @@ def _check_defaults(
             written = plan.default_written(service, loc)
             problems.add(
                 f"{plan.display}:{line}: {section}: "
-                f"{explain(detail, service, model, plan, written)}"
+                f"{explain(detail, service, plan, written)}"
             )
             reported.add(loc)
         return frozenset(reported)

@@ -18,15 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json.encoder
-import types
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
+from typing import Any, NamedTuple
 
-import annotated_types
-from pydantic import ValidationError
-from pydantic.fields import FieldInfo
-
-from batcher.api.models import field_annotation
+from batcher.api import schema
 from batcher.api.services import ServiceName
 from batcher.manifest.coerce import cell_to_bool, cell_to_int
 from batcher.manifest.expand import Expander, ServiceFrame
@@ -137,7 +132,7 @@ class RowShortcut:
             column = self._columns.get(index)
             if not filled or column is None:
                 continue
-            convert = _converter(column, service, frame)
+            convert = _converter(column, service)
             if convert is None or column.loc[0] in UNKEYED_PARAMS:
                 return None
             converts[index] = convert
@@ -179,13 +174,10 @@ class RowShortcut:
         for index in converts:
             column = self._columns[index]
             _set(params, column.loc, _cell_value(row[index], column, frame.service))
-        try:
-            frame.model.__pydantic_validator__.validate_python(
-                merge(frame.params, params), strict=True
-            )
-        except ValidationError:
-            return False
-        return True
+        request = merge(frame.params, params)
+        if schema.check_request(frame.service, request) is not None:
+            return True
+        return schema.model_accepts(frame.service, request)
 
 
 def _cell_value(cell: str, column: CsvColumn, service: ServiceName) -> Any:
@@ -230,19 +222,26 @@ def _has_slot(value: Any) -> bool:
     return isinstance(value, dict) and any(_has_slot(item) for item in value.values())
 
 
-def _converter(column: CsvColumn, service: ServiceName, frame: ServiceFrame) -> Convert | None:
-    """How a cell of this column becomes canonical JSON text, its field's limits checked; None
-    when the field is not a plain string, integer, boolean or string literal."""
-    limits = _Limits()
-    kind = _plain_kind(field_annotation(frame.model, column.header), limits)
+def _converter(column: CsvColumn, service: ServiceName) -> Convert | None:
+    """How a cell of this column becomes canonical JSON text, its field's limits checked (from
+    the schema table); None when the field is not a plain string, integer, boolean or string
+    literal."""
+    spec = schema.field_spec(service, column.header)
+    if spec is None or not spec.keys() <= _PLAIN_SPEC_KEYS:
+        return None
+    kind = spec["type"]
     coerce = column.coercers[service]
-    if kind is str and coerce is None:
-        return limits.text_check()
-    if kind is int and coerce is cell_to_int:
-        return limits.integer_check()
-    if kind is bool and coerce is cell_to_bool:
+    if kind == "str" and coerce is None:
+        return _text_check(spec.get("choices"), spec.get("max_length"))
+    if kind == "int" and coerce is cell_to_int:
+        return _integer_check(spec.get("ge"), spec.get("le"))
+    if kind == "bool" and coerce is cell_to_bool:
         return _boolean
     return None
+
+
+_PLAIN_SPEC_KEYS = frozenset({"type", "required", "optional", "choices", "max_length", "ge", "le"})
+"""What the lane's checks cover; a field with any other rule goes the whole way."""
 
 
 def _boolean(cell: str) -> str | None:
@@ -254,76 +253,29 @@ def _boolean(cell: str) -> str | None:
         return None
 
 
-class _Limits:
-    """What an annotation allows beyond its type: literals, a length, bounds."""
+def _text_check(choices: tuple[str, ...] | None, max_length: int | None) -> Convert:
+    allowed = None if choices is None else frozenset(choices)
 
-    __slots__ = ("choices", "high", "low", "max_length")
-
-    def __init__(self) -> None:
-        self.choices: frozenset[str] | None = None
-        self.max_length: int | None = None
-        self.low: int | None = None
-        self.high: int | None = None
-
-    def text_check(self) -> Convert:
-        choices, max_length = self.choices, self.max_length
-
-        def convert(cell: str) -> str | None:
-            if "{" in cell or "}" in cell:
-                return None  # a placeholder: the whole way, where templates are filled
-            if choices is not None and cell not in choices:
-                return None
-            if max_length is not None and len(cell) > max_length:
-                return None
-            return _encode_text(cell)
-
-        return convert
-
-    def integer_check(self) -> Convert:
-        low, high = self.low, self.high
-
-        def convert(cell: str) -> str | None:
-            try:
-                value = cell_to_int(cell)
-            except ValueError:
-                return None
-            if (low is not None and value < low) or (high is not None and value > high):
-                return None
-            return str(value)
-
-        return convert
-
-
-def _plain_kind(annotation: Any, limits: _Limits) -> Any:
-    """str, int or bool when the annotation is one of them (or a string literal), optional or
-    annotated with known limits, which go into `limits`; None for anything else."""
-    origin = get_origin(annotation)
-    if origin in (Union, types.UnionType):
-        kinds = [arg for arg in get_args(annotation) if arg is not type(None)]
-        return _plain_kind(kinds[0], limits) if len(kinds) == 1 else None
-    if origin is Annotated:
-        kind, *metadata = get_args(annotation)
-        return _plain_kind(kind, limits) if _read_limits(metadata, limits) else None
-    if origin is Literal:
-        choices = get_args(annotation)
-        if not all(type(choice) is str for choice in choices):
+    def convert(cell: str) -> str | None:
+        if "{" in cell or "}" in cell:
+            return None  # a placeholder: the whole way, where templates are filled
+        if allowed is not None and cell not in allowed:
             return None
-        limits.choices = frozenset(choices)
-        return str
-    return annotation if annotation in (str, int, bool) else None
+        if max_length is not None and len(cell) > max_length:
+            return None
+        return _encode_text(cell)
+
+    return convert
 
 
-def _read_limits(metadata: list[Any], limits: _Limits) -> bool:
-    for item in metadata:
-        if isinstance(item, FieldInfo):
-            if not _read_limits(item.metadata, limits):
-                return False
-        elif isinstance(item, annotated_types.MaxLen):
-            limits.max_length = item.max_length
-        elif isinstance(item, annotated_types.Ge) and isinstance(item.ge, int):
-            limits.low = item.ge
-        elif isinstance(item, annotated_types.Le) and isinstance(item.le, int):
-            limits.high = item.le
-        else:
-            return False
-    return True
+def _integer_check(low: int | None, high: int | None) -> Convert:
+    def convert(cell: str) -> str | None:
+        try:
+            value = cell_to_int(cell)
+        except ValueError:
+            return None
+        if (low is not None and value < low) or (high is not None and value > high):
+            return None
+        return str(value)
+
+    return convert

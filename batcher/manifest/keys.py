@@ -23,13 +23,15 @@ import json.encoder
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from batcher.api.models import SESSION_ID_MAX
+from batcher.api.schema import max_length
 
 KEY_HEX_CHARS = 32
 """128 bits: collisions stay out of reach for any number of tasks a ledger can hold."""
 
 SESSION_ID_PREFIX = "batcher-"
 """Marks a SessionId as derived by batcher, for someone reading the VOD console."""
+
+SESSION_ID_MAX = max_length("vod", "SessionId")
 
 UNKEYED_PARAMS = frozenset({"SessionId", "SessionContext"})
 """Parameters left out of the key: the SessionId is derived from the key, the context only tags."""

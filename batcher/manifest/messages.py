@@ -14,13 +14,11 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from batcher.api.models import request_model
+from batcher.api import schema
 from batcher.api.services import SERVICE_NAMES, ServiceName
-from batcher.manifest.coerce import inner_model
 from batcher.manifest.task import Loc, format_loc
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
     from pydantic_core import ErrorDetails
 
     from batcher.manifest.plan import Plan
@@ -49,7 +47,6 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
 def explain(
     detail: ErrorDetails,
     service: ServiceName,
-    model: type[BaseModel],
     plan: Plan,
     written: str | None = None,
 ) -> str:
@@ -62,7 +59,7 @@ def explain(
     if kind == "missing":
         return f"{where} is required: {plan.missing_hint(service, where)}"
     if kind == "extra_forbidden":
-        return _explain_unknown_parameter(loc, service, model)
+        return _explain_unknown_parameter(loc, service)
     if kind == "value_error" and not loc:
         files = "FileInfos" if service == "vod" else "ImageInfos"
         return (
@@ -79,21 +76,21 @@ def explain(
     return f"{where or 'request'}: {detail['msg']}"
 
 
-def _explain_unknown_parameter(loc: Loc, service: ServiceName, model: type[BaseModel]) -> str:
+def _explain_unknown_parameter(loc: Loc, service: ServiceName) -> str:
     name = str(loc[-1])
     where = format_loc(loc)
-    parent: type[BaseModel] | None = model
+    parent: str | None = schema.request_model_name(service)
     for part in loc[:-1]:
-        if isinstance(part, str) and parent is not None and part in parent.model_fields:
-            parent = inner_model(parent.model_fields[part].annotation)
+        if isinstance(part, str) and parent is not None and part in schema.fields_of(parent):
+            parent = schema.inner_model(schema.field_spec_of(parent, part))
     if len(loc) == 1:
         other = next(s for s in SERVICE_NAMES if s != service)
-        if name in request_model(other).model_fields:
+        if name in schema.field_names(other):
             return (
                 f"{name} is {_a(other)} parameter, not {_a(service)} one: set it under "
                 f"defaults.{other} or on {other} tasks (`service: {other}`)"
             )
-    hint = did_you_mean(name, parent.model_fields if parent else ())
+    hint = did_you_mean(name, schema.fields_of(parent) if parent else ())
     return f"unknown parameter {where}: {hint or f'not a {service} parameter'}"
 
 

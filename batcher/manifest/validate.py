@@ -9,9 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from pydantic import ValidationError
-
-from batcher.api.models import RequestModel, VodCreateAigcImageTaskRequest
+from batcher.api.schema import check_request
 from batcher.api.services import ServiceName
 from batcher.manifest.csv_source import csv_tasks
 from batcher.manifest.expand import Expander, Variant, source_note, task_sets
@@ -22,6 +20,32 @@ from batcher.manifest.plan import Plan, RawTask
 from batcher.manifest.task import Problems, Task, TaskKey
 
 
+class CheckedRequest:
+    """A valid request: what `model.to_wire()` gives, whichever of the table or the model
+    decided it (`batcher.api.schema`)."""
+
+    __slots__ = ("service", "wire")
+
+    def __init__(self, service: ServiceName, wire: dict[str, Any]) -> None:
+        self.service = service
+        self.wire = wire
+        """Read-only: shared by every reader; `to_wire()` gives a copy to keep or change."""
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON object the API expects, the caller's own (as a model's `to_wire()` is)."""
+        wire: dict[str, Any] = _copied(self.wire)
+        return wire
+
+
+def _copied(value: Any) -> Any:
+    """A JSON value with its own containers, as pydantic's serializer builds them."""
+    if type(value) is dict:
+        return {name: _copied(item) for name, item in value.items()}
+    if type(value) is list:
+        return [_copied(item) for item in value]
+    return value
+
+
 def checked_requests(
     plan: Plan,
     problems: Problems,
@@ -29,7 +53,7 @@ def checked_requests(
     start: int = 0,
     on_fast_key: Callable[[TaskKey], None] | None = None,
     with_params: bool = False,
-) -> Iterator[tuple[Variant, RequestModel]]:
+) -> Iterator[tuple[Variant, CheckedRequest]]:
     """Every request of the manifest in order, validated: the one code path of both passes.
 
     With `only`, tasks of the other service are passed over before they are expanded or
@@ -78,33 +102,18 @@ def _each_service(
 
 def _validated(
     variant: Variant, plan: Plan, problems: Problems, reported: set[str]
-) -> RequestModel | None:
+) -> CheckedRequest | None:
     """The request of a variant, or None after reporting why the API would refuse it.
 
     `reported` holds what was said about earlier variants of the same task.
     """
-    frame = variant.frame
-    try:
-        # Strict: YAML's `ModelVersion: 2.5` is a float, and the user must hear about it.
-        request: RequestModel = frame.model.__pydantic_validator__.validate_python(
-            variant.params, strict=True
-        )
-    except ValidationError as error:
-        for detail in error.errors():
-            loc = detail["loc"]
-            if loc in frame.reported and not task_sets(variant.raw.params, loc):
-                continue  # a wrong default, reported once at its own line
-            note = source_note(plan, variant.raw, frame, loc) if loc else ""
-            if task_sets(variant.raw.params, loc):
-                written = variant.raw.written.get(loc)
-            else:
-                written = plan.default_written(variant.service, loc)
-            explained = explain(detail, variant.service, frame.model, plan, written)
-            message = f"{explained}{note}"
-            if message not in reported:
-                reported.add(message)
-                problems.add(f"{variant.origin}: {variant.service} task: {message}")
-        return None
+    # Strict: YAML's `ModelVersion: 2.5` is a float, and the user must hear about it.
+    wire = check_request(variant.service, variant.params)
+    if wire is None:  # the table cannot tell: the request model decides, and explains
+        wire = _validated_by_model(variant, plan, problems, reported)
+        if wire is None:
+            return None
+    request = CheckedRequest(variant.service, wire)
     if plan.repeat > 1 and own_session_id(request) is not None:
         problems.add(
             f"{variant.origin}: vod task: SessionId is set and repeat is {plan.repeat}: "
@@ -115,10 +124,42 @@ def _validated(
     return request
 
 
-def own_session_id(request: RequestModel) -> str | None:
+def _validated_by_model(
+    variant: Variant, plan: Plan, problems: Problems, reported: set[str]
+) -> dict[str, Any] | None:
+    """The request model's verdict (pydantic is imported here, and only when needed)."""
+    from pydantic import ValidationError
+
+    from batcher.api.models import request_model
+
+    frame = variant.frame
+    try:
+        model = request_model(variant.service)
+        request = model.__pydantic_validator__.validate_python(variant.params, strict=True)
+        wire: dict[str, Any] = request.to_wire()
+        return wire
+    except ValidationError as error:
+        for detail in error.errors():
+            loc = detail["loc"]
+            if loc in frame.reported and not task_sets(variant.raw.params, loc):
+                continue  # a wrong default, reported once at its own line
+            note = source_note(plan, variant.raw, frame, loc) if loc else ""
+            if task_sets(variant.raw.params, loc):
+                written = variant.raw.written.get(loc)
+            else:
+                written = plan.default_written(variant.service, loc)
+            explained = explain(detail, variant.service, plan, written)
+            message = f"{explained}{note}"
+            if message not in reported:
+                reported.add(message)
+                problems.add(f"{variant.origin}: {variant.service} task: {message}")
+        return None
+
+
+def own_session_id(request: CheckedRequest) -> str | None:
     """The SessionId a task sets itself (only VOD has the parameter)."""
-    # isinstance, not getattr(..., None): a missing attribute takes pydantic's slow path.
-    return request.SessionId if isinstance(request, VodCreateAigcImageTaskRequest) else None
+    session_id: str | None = request.wire.get("SessionId")
+    return session_id
 
 
 def keyed_task(plan: Plan, variant: Variant, params: dict[str, Any], copy: int) -> Task:
