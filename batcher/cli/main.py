@@ -13,17 +13,21 @@ a command that writes a log or metrics file (`submit`) records the error there t
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from batcher import __version__
-from batcher.cli import emulator, plan, status, submit
 from batcher.exceptions import BatcherError, ExitCode
+
+COMMANDS = ("submit", "plan", "status", "emulator")
+"""The command modules of `batcher.cli`, in the order `batcher --help` lists them."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only=_command_named(arguments))
+    args = parser.parse_args(arguments)
     try:
         return int(args.handler(args))
     except BatcherError as error:
@@ -45,7 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.OK
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with `only`, that command's options alone (the others are names).
+
+    A command module's options import what they need for their defaults and choices (the
+    emulator's, submit's credentials): `batcher plan` need not pay for them. argparse parses one
+    command's options, so the others only have to exist as names.
+    """
     parser = argparse.ArgumentParser(
         prog="batcher",
         description="Submit Tencent Cloud AIGC image tasks in bulk: rate-capped, idempotent, "
@@ -53,6 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"batcher {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (submit, plan, status, emulator):
-        command.add_parser(commands)
+    for name in COMMANDS:
+        if only is None or name == only:
+            importlib.import_module(f"batcher.cli.{name}").add_parser(commands)
+        else:
+            commands.add_parser(name)
     return parser
+
+
+def _command_named(arguments: Sequence[str]) -> str | None:
+    """The command the arguments run, when it is plain: the first argument is its name.
+
+    Anything else (`--help`, `--version`, a typo) gets the whole parser, which explains it.
+    """
+    return arguments[0] if arguments and arguments[0] in COMMANDS else None
