@@ -18,7 +18,7 @@ what a message says; it only spares the import when nothing is wrong.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from batcher.api.schema_table import MODELS, PROMPT_OR, REQUESTS
@@ -97,66 +97,112 @@ def max_length(service: str, dotted: str) -> int:
     return limit
 
 
+Check = Callable[[Any, bool], Any]
+"""A field's check: (value, partial) to its wire value, or `_Undecided` raised."""
+
+
 def _model(model: str, value: Any, partial: bool) -> dict[str, Any]:
-    """A model's fields in declaration order, None left out (`exclude_none`)."""
-    if type(value) is not dict:
-        raise _UNDECIDED
-    fields = MODELS[model]
-    if len(value) > len(fields) or not value.keys() <= _NAMES[model]:
-        raise _UNDECIDED  # an unknown parameter: pydantic names it and guesses the right one
-    wire: dict[str, Any] = {}
-    for name, spec in fields:
-        if name not in value:
-            if spec.get("required") and not partial:
-                raise _UNDECIDED
-            continue
-        item = value[name]
-        if item is None:
-            if not spec.get("optional"):
-                raise _UNDECIDED
-            continue
-        wire[name] = _value(spec, item, partial)
-    inputs = PROMPT_OR.get(model)
-    if inputs is not None and not partial and not wire.get("Prompt") and not wire.get(inputs):
-        raise _UNDECIDED
+    wire: dict[str, Any] = _CHECKS[model](value, partial)
     return wire
 
 
-def _value(spec: Spec, value: Any, partial: bool) -> Any:
+def _model_check(model: str) -> Check:
+    """A model's fields in declaration order, None left out (`exclude_none`); unknown fields,
+    missing required ones and the Prompt rule left to pydantic (`partial`: the last two are
+    not checked, as for defaults that tasks complete)."""
+    fields = tuple(
+        (name, bool(spec.get("required")), bool(spec.get("optional")), _check(spec))
+        for name, spec in MODELS[model]
+    )
+    names = frozenset(name for name, _ in MODELS[model])
+    inputs = PROMPT_OR.get(model)
+
+    def check(value: Any, partial: bool) -> dict[str, Any]:
+        if type(value) is not dict or not value.keys() <= names:
+            raise _UNDECIDED  # an unknown parameter: pydantic names it and guesses the right one
+        wire: dict[str, Any] = {}
+        for name, required, optional, check_field in fields:
+            if name in value:
+                item = value[name]
+                if item is not None:
+                    wire[name] = check_field(item, partial)
+                elif not optional:
+                    raise _UNDECIDED
+            elif required and not partial:
+                raise _UNDECIDED
+        if inputs is not None and not partial and not wire.get("Prompt") and not wire.get(inputs):
+            raise _UNDECIDED
+        return wire
+
+    return check
+
+
+def _check(spec: Spec) -> Check:
     kind = spec["type"]
     if kind == "str":
+        return _text_check(spec)
+    if kind == "int":
+        return _integer_check(spec.get("ge"), spec.get("le"))
+    if kind == "bool":
+        return _boolean_check
+    if kind == "model":
+        nested = spec["model"]
+        return lambda value, partial: _CHECKS[nested](value, partial)
+    if kind == "list":
+        return _list_check(spec)
+    raise ValueError(f"schema_table: unknown type {kind!r}")  # schema_gen writes no other
+
+
+def _text_check(spec: Spec) -> Check:
+    choices = frozenset(spec["choices"]) if "choices" in spec else None
+    longest, shortest = spec.get("max_length"), spec.get("min_length")
+
+    def check(value: Any, partial: bool) -> Any:
         if type(value) is not str or not (value.isascii() or _encodable(value)):
             raise _UNDECIDED
-        choices = spec.get("choices")
         if choices is not None and value not in choices:
             raise _UNDECIDED
-        _check_length(spec, value)
-        return value
-    if kind == "int":
-        if type(value) is not int or not -_INT64 <= value < _INT64:
-            raise _UNDECIDED
-        low, high = spec.get("ge"), spec.get("le")
-        if (low is not None and value < low) or (high is not None and value > high):
+        if (longest is not None and len(value) > longest) or (
+            shortest is not None and len(value) < shortest
+        ):
             raise _UNDECIDED
         return value
-    if kind == "bool":
-        if type(value) is not bool:
-            raise _UNDECIDED
-        return value
-    if kind == "model":
-        return _model(spec["model"], value, partial)
-    if kind == "list" and type(value) is list:
-        _check_length(spec, value)
-        return [_value(spec["items"], item, partial) for item in value]
-    raise _UNDECIDED
+
+    return check
 
 
-def _check_length(spec: Spec, value: str | list[Any]) -> None:
-    longest, shortest = spec.get("max_length"), spec.get("min_length")
-    if (longest is not None and len(value) > longest) or (
-        shortest is not None and len(value) < shortest
-    ):
+def _integer_check(low: int | None, high: int | None) -> Check:
+    low = -_INT64 if low is None else max(low, -_INT64)
+    high = _INT64 - 1 if high is None else min(high, _INT64 - 1)
+
+    def check(value: Any, partial: bool) -> Any:
+        if type(value) is not int or not low <= value <= high:
+            raise _UNDECIDED
+        return value
+
+    return check
+
+
+def _boolean_check(value: Any, partial: bool) -> Any:
+    if type(value) is not bool:
         raise _UNDECIDED
+    return value
+
+
+def _list_check(spec: Spec) -> Check:
+    check_item = _check(spec["items"])
+    longest, shortest = spec.get("max_length"), spec.get("min_length")
+
+    def check(value: Any, partial: bool) -> Any:
+        if type(value) is not list:
+            raise _UNDECIDED
+        if (longest is not None and len(value) > longest) or (
+            shortest is not None and len(value) < shortest
+        ):
+            raise _UNDECIDED
+        return [check_item(item, partial) for item in value]
+
+    return check
 
 
 def _encodable(text: str) -> bool:
@@ -168,7 +214,7 @@ def _encodable(text: str) -> bool:
     return True
 
 
-_NAMES = {model: frozenset(name for name, _ in fields) for model, fields in MODELS.items()}
+_CHECKS: dict[str, Check] = {model: _model_check(model) for model in MODELS}
 
 
 def fields_of(model: str) -> tuple[str, ...]:

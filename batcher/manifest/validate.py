@@ -29,21 +29,12 @@ class CheckedRequest:
     def __init__(self, service: ServiceName, wire: dict[str, Any]) -> None:
         self.service = service
         self.wire = wire
-        """Read-only: shared by every reader; `to_wire()` gives a copy to keep or change."""
+        """Read-only: `to_wire()` gives a dict to keep or change."""
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON object the API expects, the caller's own (as a model's `to_wire()` is)."""
-        wire: dict[str, Any] = _copied(self.wire)
-        return wire
-
-
-def _copied(value: Any) -> Any:
-    """A JSON value with its own containers, as pydantic's serializer builds them."""
-    if type(value) is dict:
-        return {name: _copied(item) for name, item in value.items()}
-    if type(value) is list:
-        return [_copied(item) for item in value]
-    return value
+        """The JSON object the API expects: a top level of the caller's own (`keyed_task` adds
+        the SessionId there); nested objects are built per request and never changed."""
+        return dict(self.wire)
 
 
 def checked_requests(
