@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from batcher import __version__
-from batcher.cli import emulator, plan, status, submit
+from batcher.cli import collect, emulator, plan, status, submit
 from batcher.exceptions import BatcherError, ExitCode
 
 
@@ -44,6 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"batcher {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (submit, plan, status, emulator):
+    for command in (submit, collect, plan, status, emulator):
         command.add_parser(commands)
     return parser

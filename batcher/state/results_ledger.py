@@ -7,10 +7,10 @@ fdatasync), one JSON object per line, each with `ts`, `key`, `service`, `event`:
 
 | event | extra fields |
 |---|---|
-| `recovered` | `task_id` (a vod duplicate's TaskId, found by its SessionId) |
+| `recovered` | `task_id` (a vod duplicate's TaskId), `session_id` (what found it) |
 | `generated` | `task_id`, `files[]`: `url`, `type`, `size` (bytes, 0 when the API gives none) |
 | `generation_failed` | `task_id`, `error: {code, message, retryable}` |
-| `downloaded` | `task_id`, `files[]`: `path` (relative to the output directory), `bytes`, `sha256` |
+| `downloaded` | `task_id`, `files[]`: `path` (relative to the output dir), `bytes`, `sha256` |
 | `expired` | `task_id` |
 | `lost` | `reason`, `session_id` |
 
@@ -93,8 +93,9 @@ class ResultsLedgerWriter(LedgerWriter):
 
     __slots__ = ()
 
-    async def recovered(self, key: str, service: str, task_id: str) -> None:
-        await self._append(key, service, ResultEvent.RECOVERED, _task(task_id))
+    async def recovered(self, key: str, service: str, task_id: str, session_id: str) -> None:
+        fields = f'{_task(task_id)},"session_id":{_value(session_id)}'
+        await self._append(key, service, ResultEvent.RECOVERED, fields)
 
     async def generated(
         self, key: str, service: str, task_id: str, files: Sequence[GeneratedFile]
@@ -152,7 +153,8 @@ class ResultRecord:
     task_id: str = ""
     """The TaskId the last event is about ("" for `lost`)."""
     recovered_task_id: str = ""
-    """The TaskId a `recovered` line found for this key's duplicate submission."""
+    """The TaskId the last `recovered` line found for `recovered_session_id`."""
+    recovered_session_id: str = ""
     generated: tuple[GeneratedFile, ...] = ()
     """The files of the last `generated` line."""
     generated_task_id: str = ""
@@ -160,6 +162,7 @@ class ResultRecord:
     error: GenerationError | None = None
     """The last `generation_failed` line's error."""
     lost_reason: str = ""
+    lost_session_id: str = ""
     failed_task_ids: set[str] = field(default_factory=set)
     """Every TaskId whose generation failed: its size numbers the next regeneration."""
 
@@ -218,7 +221,7 @@ def _apply(obj: dict[str, Any], records: dict[str, ResultRecord]) -> bool:
     if not (isinstance(key, str) and is_key(key) and isinstance(service, str)):
         return False
     try:
-        event = ResultEvent(event_name)
+        event = ResultEvent(str(event_name))
     except ValueError:
         return False
     task_id = str(obj.get("task_id") or "")
@@ -228,6 +231,7 @@ def _apply(obj: dict[str, Any], records: dict[str, ResultRecord]) -> bool:
     record.event, record.task_id = event, task_id
     if event is ResultEvent.RECOVERED:
         record.recovered_task_id = task_id
+        record.recovered_session_id = str(obj.get("session_id") or "")
     elif event is ResultEvent.GENERATED:
         record.generated = tuple(_generated_files(obj.get("files")))
         record.generated_task_id = task_id
@@ -238,6 +242,7 @@ def _apply(obj: dict[str, Any], records: dict[str, ResultRecord]) -> bool:
         record.failed_task_ids.add(task_id)
     elif event is ResultEvent.LOST:
         record.lost_reason = str(obj.get("reason") or "")
+        record.lost_session_id = str(obj.get("session_id") or "")
     return True
 
 

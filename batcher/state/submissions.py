@@ -103,7 +103,8 @@ def _apply(obj: dict[str, Any], into: dict[str, Submission], keys: Container[str
         submission.sendings.append((str(obj.get("ts", "")), str(session_id or "")))
         del submission.sendings[:-KEPT_SENDING_TIMES]
     elif event == "failed":
-        error = obj.get("error") if isinstance(obj.get("error"), dict) else {}
+        error = obj.get("error")
+        error = error if isinstance(error, dict) else {}
         submission.error_code = str(error.get("code", ""))
         submission.error_message = str(error.get("message", ""))
         submission.retryable = error.get("retryable") is True

@@ -1,0 +1,146 @@
+"""Where each task of a manifest stands, from the submit ledger and the results ledger.
+
+A task's submission decides first: never sent (`not_submitted`), last line `sending`
+(`in_doubt`), `failed`. A done one has a TaskId: its `submitted` line's, or for a vod
+`duplicate` the one a `recovered` line found for its SessionId (until then it needs recovery, or
+it is `lost`). Then the results ledger's last line about that TaskId: `generated` (files to
+download), `downloaded`, `generation_failed`, `expired`; nothing yet means `pending` (poll it).
+A TaskId the results ledger has not heard of (a regeneration's new one) starts again at pending.
+
+`Tracked` is mutable: the collector moves it forward as polls and downloads settle, and
+`to_row` renders it as the `ResultRow` that results.csv and the gallery show.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from batcher.manifest import Task
+from batcher.results.rows import ResultRow, ResultState
+from batcher.state.results_ledger import (
+    DownloadedFile,
+    GeneratedFile,
+    ResultEvent,
+    ResultRecord,
+)
+from batcher.state.submissions import Submission
+
+
+class Work(enum.Enum):
+    """What this run has to do for a task."""
+
+    NOTHING = "nothing"
+    RECOVER = "recover"
+    POLL = "poll"
+    DOWNLOAD = "download"
+
+
+@dataclass(slots=True)
+class Tracked:
+    """One task of a manifest, followed through a collect run."""
+
+    row: int
+    """1-based position in the manifest."""
+    task: Task
+    state: ResultState
+    work: Work = Work.NOTHING
+    task_id: str = ""
+    session_id: str = ""
+    sent_at: str = ""
+    """The ledger `ts` of its last `sending` line ("" if none)."""
+    generated: tuple[GeneratedFile, ...] = ()
+    files: tuple[DownloadedFile, ...] = ()
+    error_code: str = ""
+    error_message: str = ""
+    sending_times: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return self.task.key
+
+    @property
+    def service(self) -> str:
+        return self.task.service
+
+    @property
+    def prompt(self) -> str:
+        prompt = self.task.params.get("Prompt")
+        return prompt if isinstance(prompt, str) else ""
+
+    def fail(self, state: ResultState, code: str, message: str) -> None:
+        self.state, self.work = state, Work.NOTHING
+        self.error_code, self.error_message = code, message
+
+    def to_row(self) -> ResultRow:
+        return ResultRow(
+            key=self.key,
+            service=self.service,
+            source=self.task.origin,
+            prompt=self.prompt,
+            params=self.task.params,
+            state=self.state,
+            task_id=self.task_id,
+            files=tuple(f.path for f in self.files),
+            error_code=self.error_code,
+            error_message=self.error_message,
+        )
+
+
+def track(
+    row: int, task: Task, submission: Submission | None, record: ResultRecord | None
+) -> Tracked:
+    """The task as the two ledgers leave it, with the work this run owes it."""
+    if submission is None:
+        return Tracked(row, task, ResultState.NOT_SUBMITTED)
+    tracked = Tracked(row, task, ResultState.PENDING, session_id=submission.session_id,
+                      sent_at=submission.sendings[-1][0] if submission.sendings else "")
+    if submission.event == "sending":
+        tracked.state = ResultState.IN_DOUBT
+        return tracked
+    if submission.event == "failed":
+        tracked.fail(ResultState.FAILED, submission.error_code, submission.error_message)
+        return tracked
+    if submission.event == "submitted":
+        tracked.task_id = submission.task_id
+    else:  # duplicate: its TaskId comes from DescribeTasks
+        _track_duplicate(tracked, submission, record)
+        if not tracked.task_id:
+            return tracked
+    _apply_results(tracked, record)
+    return tracked
+
+
+def _track_duplicate(
+    tracked: Tracked, submission: Submission, record: ResultRecord | None
+) -> None:
+    session_id = submission.session_id
+    if record is not None and record.recovered_session_id == session_id and session_id:
+        tracked.task_id = record.recovered_task_id
+    elif record is not None and record.event is ResultEvent.LOST and (
+        record.lost_session_id == session_id
+    ):
+        tracked.fail(ResultState.LOST, "TaskIdNotRecovered", record.lost_reason)
+    else:
+        tracked.work = Work.RECOVER
+        tracked.sending_times = submission.sending_times(session_id)
+
+
+def _apply_results(tracked: Tracked, record: ResultRecord | None) -> None:
+    tracked.state, tracked.work = ResultState.PENDING, Work.POLL
+    if record is None or not record.about(tracked.task_id):
+        return
+    event = record.event
+    if event is ResultEvent.GENERATED:
+        tracked.state, tracked.work = ResultState.GENERATED, Work.DOWNLOAD
+        tracked.generated = record.generated
+    elif event is ResultEvent.DOWNLOADED:
+        tracked.state, tracked.work = ResultState.DOWNLOADED, Work.NOTHING
+        tracked.files = record.downloaded
+    elif event is ResultEvent.GENERATION_FAILED:
+        error = record.error
+        tracked.fail(ResultState.GENERATION_FAILED, error.code if error else "",
+                     error.message if error else "")
+    elif event is ResultEvent.EXPIRED:
+        tracked.fail(ResultState.EXPIRED, "UrlExpired",
+                     "the image URLs stopped working before they were downloaded")
