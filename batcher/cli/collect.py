@@ -64,7 +64,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from batcher.cli.collect_run import CollectRunOptions, run_collect
+    from batcher.cli.collect_run import run_collect
     from batcher.cli.logs import configure_logging
     from batcher.exceptions import BatcherError, ExitCode
 

@@ -57,7 +57,9 @@ class CallerSettings:
 class ApiCaller:
     """Sends calls through one client, one limiter per (service, action)."""
 
-    __slots__ = ("_client", "_clock", "_last_reached", "_limiters", "_rng", "_settings", "_stop", "calls")
+    __slots__ = (
+        "_client", "_clock", "_last_reached", "_limiters", "_rng", "_settings", "_stop", "calls"
+    )
 
     def __init__(
         self,

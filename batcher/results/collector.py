@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -466,7 +467,8 @@ class Collector:
 
         rows = [tracked.to_row() for tracked in job.tracked]
         write_results_csv(job.spec.out_dir, rows)
-        write_gallery(job.spec.out_dir, rows)
+        write_gallery(job.spec.out_dir, rows, job.spec.manifest.batch,
+                      updated=datetime.now(UTC))
         return JobReport(job.spec.name, job.spec.out_dir, Counter(row.state for row in rows))
 
     def _exit_code(self) -> ExitCode:
@@ -499,8 +501,6 @@ def _sub_app_id(tracked: Tracked) -> int | None:
 
 def _monotonic_of(ts: str) -> float:
     """A ledger time on `time.monotonic`'s scale (now, when it cannot be read)."""
-    from datetime import datetime
-
     try:
         moment = datetime.fromisoformat(ts).timestamp()
     except ValueError:
