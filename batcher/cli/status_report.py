@@ -3,6 +3,10 @@
 From a ledger alone, the states are those of the keys it has seen. With a manifest, every task
 of the manifest is counted, so tasks never sent show as `pending`, and ledger keys that the
 manifest no longer has (an edited manifest) are left out.
+
+Beside the submission states, the generation states that `collect` recorded in the results
+ledger (`<stem>.results.jsonl`): each key's last result event (`generated`, `downloaded`,
+`generation_failed`, `expired`, `lost`, `recovered`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 from batcher.cli.report import render_table
 from batcher.manifest import Manifest
 from batcher.state.ledger import FailureGroup, TaskState, replay
+from batcher.state.results_ledger import replay_results, results_ledger_path
 
 STATE_NAMES = {
     TaskState.PENDING: "pending",
@@ -34,6 +39,8 @@ class StatusReport:
     """service → state name → tasks."""
     failures: list[FailureGroup]
     torn_lines: int
+    generation: dict[str, dict[str, int]]
+    """service → last result event → tasks, from the results ledger (empty without one)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +52,7 @@ class StatusReport:
                 for f in self.failures
             ],
             "torn_lines": self.torn_lines,
+            "generation": self.generation,
         }
 
 
@@ -62,13 +70,24 @@ def status_report(ledger_path: Path, manifest: Manifest | None) -> StatusReport:
             tally.setdefault(task.service, Counter())[STATE_NAMES[state]] += 1
         states = {service: dict(counts) for service, counts in sorted(tally.items())}
     failures = sorted(ledger.failures_by_code().values(), key=lambda f: (-f.count, f.code))
+    keys = None if manifest is None else {task.key for task in manifest.tasks()}
     return StatusReport(
         ledger=str(ledger_path),
         manifest=str(manifest.path) if manifest else None,
         states=states,
         failures=failures,
         torn_lines=ledger.torn_lines,
+        generation=_generation_states(ledger_path, keys),
     )
+
+
+def _generation_states(ledger_path: Path, keys: set[str] | None) -> dict[str, dict[str, int]]:
+    results = replay_results(results_ledger_path(ledger_path))
+    tally: dict[str, Counter[str]] = {}
+    for key, record in results.records.items():
+        if keys is None or key in keys:
+            tally.setdefault(record.service, Counter())[str(record.event)] += 1
+    return {service: dict(counts) for service, counts in sorted(tally.items())}
 
 
 def render_status(report: StatusReport) -> str:
@@ -87,6 +106,10 @@ def render_status(report: StatusReport) -> str:
                 "needs --retry-failed" if group.retryable == 0 else
                 f"{group.retryable} sent again by the next submit")
             lines.append(f"  {group.code}: {group.count} ({again}); e.g. {group.example}")
+    if report.generation:
+        lines.append("generation (from collect):")
+        columns = sorted({name for counts in report.generation.values() for name in counts})
+        lines.extend(render_table(["service", *columns], report.generation))
     if report.torn_lines:
         lines.append(f"note: {report.torn_lines} torn or corrupt ledger line(s) were skipped")
     return "\n".join(lines)

@@ -34,6 +34,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     submit.add_argument("--max-attempts", type=int, default=RetryPolicy().max_attempts,
                         help="attempts per task for retryable errors (default %(default)s)")
     add_resume_rules(submit)
+    submit.add_argument("--regenerate", action="store_true",
+                        help="send again the tasks whose generation failed with a retryable "
+                        "error (see `batcher collect`), each with a new SessionId")
+    submit.add_argument("--regenerate-all", action="store_true",
+                        help="send again every task whose generation failed (mps FAIL, "
+                        "content refusals too)")
     submit.add_argument("--max-runtime", type=parse_duration, metavar="DURATION",
                         help="stop taking new tasks after this long (e.g. 50m, 2h, 90s); exit 75")
     submit.add_argument("--quiet", action="store_true", help="no progress and no summary")
@@ -55,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from batcher.run.eventloop import run as run_event_loop
     from batcher.run.pipeline import RunSettings
     from batcher.run.resume import ResumeRules
+    from batcher.state.regeneration import RegenerationRules
     from batcher.wire.client import ClientSettings, check_endpoint
     from batcher.wire.credentials import load_credentials
 
@@ -80,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         ),
         progress="none" if args.quiet else args.progress,
         metrics_file=args.metrics_file,
+        regeneration=RegenerationRules(retryable=args.regenerate,
+                                       everything=args.regenerate_all),
     )
     result = run_event_loop(run_submit(options, credentials))
     if args.json:

@@ -17,7 +17,7 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from batcher.cli.metrics import RunMetrics
@@ -34,6 +34,7 @@ from batcher.state.completion import (
     record_path,
 )
 from batcher.state.ledger import LedgerReplay, LedgerWriter, open_ledger, replay
+from batcher.state.regeneration import RegenerationRules, plan_regenerations
 from batcher.wire.client import AigcClient, ClientSettings
 from batcher.wire.credentials import Credentials
 
@@ -58,6 +59,8 @@ class SubmitOptions:
     progress_interval: float = 10.0
     metrics_file: Path | None = None
     metrics_interval: float = 15.0
+    regeneration: RegenerationRules = field(default_factory=RegenerationRules)
+    """`--regenerate` / `--regenerate-all`: resend the tasks whose generation failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +116,9 @@ def _plan_jobs(options: SubmitOptions, writers: Sequence[LedgerWriter]) -> list[
     for item, writer in zip(options.manifests, writers, strict=True):
         name = str(item.manifest.path)
         digest = manifest_digest(item.manifest.source_files)
-        done = completed_tasks(digest, item.ledger)
+        regenerations = plan_regenerations(item.ledger, options.regeneration)
+        # A completion record knows nothing of generations: with regenerations, read it all.
+        done = None if regenerations else completed_tasks(digest, item.ledger)
         if done is not None:
             log.info("%s: every task is done (%s): nothing to read or send", name,
                      record_path(item.ledger))
@@ -122,8 +127,9 @@ def _plan_jobs(options: SubmitOptions, writers: Sequence[LedgerWriter]) -> list[
             job = Job(name, item.manifest, LedgerReplay(item.ledger), writer, plans)
         else:
             replayed = replay(item.ledger)
-            plans = plan_manifest(item.manifest, replayed, options.run.rules)
-            job = Job(name, item.manifest, replayed, writer, plans)
+            plans = plan_manifest(item.manifest, replayed, options.run.rules, regenerations)
+            job = Job(name, item.manifest, replayed, writer, plans,
+                      regenerations=regenerations)
         planned.append((job, digest, done is not None))
     return planned
 

@@ -38,9 +38,10 @@ from typing import Protocol
 from batcher.api.services import DEFAULT_RATE, SERVICE_NAMES, Service, ServiceName, get_service
 from batcher.manifest import Manifest, Task
 from batcher.run.limiter import PREPARE_AHEAD, ServiceRateLimiter
-from batcher.run.resume import Decision, ResumeRules, ServicePlan, decide, is_resend_safe
+from batcher.run.resume import Decision, ResumeRules, ServicePlan, decide_task, is_resend_safe
 from batcher.run.retry import RetryBudget, RetryPolicy
 from batcher.state.ledger import LedgerReplay, LedgerWriter
+from batcher.state.regeneration import Regeneration
 from batcher.wire.client import AigcClient
 from batcher.wire.errors import Accepted, ApiError, ErrorClass, TransportError, is_throttling
 
@@ -97,6 +98,8 @@ class Job:
     """service → tasks this run meant to send but did not start (stopped)."""
     held: Counter[tuple[str, Decision]] = field(default_factory=Counter)
     """(service, decision) → tasks not sent by rule (done, held failed, held in doubt)."""
+    regenerations: Mapping[str, Regeneration] = field(default_factory=dict)
+    """key → the regeneration its next submission is (`batcher.state.regeneration`)."""
 
     @property
     def tasks_per_service(self) -> dict[str, int]:
@@ -260,7 +263,8 @@ class Pipeline:
         passed_over = 0
         for task in job.manifest.tasks(service):
             state = job.replay.state_of(task.key)
-            if decide(state, task.service, task.session_id, rules) is Decision.SEND:
+            decision, task = decide_task(task, state, job.regenerations.get(task.key), rules)
+            if decision is Decision.SEND:
                 yield job, task
                 count -= 1
                 if count == 0:

@@ -4,17 +4,25 @@ Done tasks (`submitted`, `duplicate`) are skipped; a `failed` task whose error w
 sent again, a permanent failure only with `--retry-failed`; a task in doubt (last line `sending`)
 is sent again when its service dedups by SessionId and it carries one (vod), otherwise it is
 held and reported, and sent only with `--resend-in-doubt`. `plan` and `submit` share this rule.
+
+A task whose generation failed (`batcher.state.regeneration`) is a *regeneration*: sent again
+although done when `--regenerate` asks for it, and always with its regeneration's SessionId
+(`regenerated`), also when a crashed regeneration is resumed without the flag.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from batcher.api.services import SERVICE_NAMES, get_service
 from batcher.manifest import Manifest, Task
+from batcher.manifest.keys import session_id_for
 from batcher.state.ledger import LedgerReplay, TaskState
+from batcher.state.regeneration import Regeneration
 
 
 class Decision(enum.StrEnum):
@@ -52,6 +60,28 @@ def decide(state: TaskState, service: str, session_id: str | None, rules: Resume
     return Decision.SEND
 
 
+def decide_task(
+    task: Task, state: TaskState, regeneration: Regeneration | None, rules: ResumeRules
+) -> tuple[Decision, Task]:
+    """What this run does with `task`, and the task to send (a regeneration's own SessionId)."""
+    if regeneration is None:
+        return decide(state, task.service, task.session_id, rules), task
+    task = regenerated(task, regeneration.number)
+    if regeneration.resend and state.is_done:
+        return Decision.SEND, task
+    return decide(state, task.service, task.session_id, rules), task
+
+
+def regenerated(task: Task, number: int) -> Task:
+    """`task` as regeneration `number` sends it: on a service that dedups by SessionId, with the
+    SessionId of the key and that number (the task's own SessionId, if any, is replaced)."""
+    if not get_service(task.service).dedups_session_id:
+        return task
+    session_id = session_id_for(task.key, number)
+    return dataclasses.replace(task, session_id=session_id,
+                               params={**task.params, "SessionId": session_id})
+
+
 @dataclass(slots=True)
 class ServicePlan:
     """How many tasks of one service fall under each decision."""
@@ -76,15 +106,20 @@ class ServicePlan:
 
 
 def plan_manifest(
-    manifest: Manifest, ledger: LedgerReplay, rules: ResumeRules
+    manifest: Manifest,
+    ledger: LedgerReplay,
+    rules: ResumeRules,
+    regenerations: Mapping[str, Regeneration] | None = None,
 ) -> dict[str, ServicePlan]:
     """Validate the manifest and count, per service, what this run would do with each task:
     one streaming pass (ManifestError if the manifest is invalid)."""
     plans = {name: ServicePlan() for name in SERVICE_NAMES}
+    regenerations = regenerations or {}
 
     def tally(task: Task) -> None:
         state = ledger.state_of(task.key)
-        plans[task.service].decisions[decide(state, task.service, task.session_id, rules)] += 1
+        decision, _ = decide_task(task, state, regenerations.get(task.key), rules)
+        plans[task.service].decisions[decision] += 1
 
     if len(ledger) == 0:
         # A new batch: every task is sent, so no task needs its key yet (keys are most of the
