@@ -97,11 +97,14 @@ def verify(
 
 
 def _check_common_parameters(headers: Mapping[str, str], service: Service) -> ApiError | None:
-    """`X-TC-Action` and `X-TC-Version` present and naming what this service offers."""
+    """`X-TC-Action` and `X-TC-Version` present and naming what this service offers.
+
+    The actions a service offers are those the registry gives a cap: creation and polls.
+    """
     action = headers.get("X-TC-Action")
     if not action:
         return errors.missing_parameter("Action")
-    if action != service.action:
+    if action not in service.caps:
         return errors.invalid_action(action, service.name)
     version = headers.get("X-TC-Version")
     if not version:

@@ -48,6 +48,9 @@ _MESSAGES: dict[str, str] = {
     "InvalidParameterValue.SessionContextTooLong": "SessionContext is too long.",
     "InvalidParameterValue.FileId": "The FileId does not exist.",
     "ResourceUnavailable": "The resource is unavailable.",
+    "InvalidParameterValue.TaskId": "The TaskId does not exist.",
+    "ResourceNotFound.TaskNotFound": "The task does not exist.",
+    "InvalidParameterValue.ScrollToken": "The ScrollToken is invalid or has expired.",
     "ServiceUnavailable": "Service is unavailable now.",
 }
 
