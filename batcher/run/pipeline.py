@@ -37,7 +37,8 @@ from typing import Protocol
 
 from batcher.api.services import DEFAULT_RATE, SERVICE_NAMES, Service, ServiceName, get_service
 from batcher.manifest import Manifest, Task
-from batcher.run.limiter import PREPARE_AHEAD, ServiceRateLimiter
+from batcher.run.limiter import PREPARE_AHEAD, RateLimiter
+from batcher.run.rate_stores.memory import MemoryStore
 from batcher.run.resume import Decision, ResumeRules, ServicePlan, decide_task, is_resend_safe
 from batcher.run.retry import RetryBudget, RetryPolicy
 from batcher.state.ledger import LedgerReplay, LedgerWriter
@@ -135,7 +136,7 @@ class RunResult:
 @dataclass(slots=True)
 class _Lane:
     service: Service
-    limiter: ServiceRateLimiter
+    limiter: RateLimiter
     queue: asyncio.Queue[tuple[Job, Task]]
 
 
@@ -195,7 +196,9 @@ class Pipeline:
         queue: asyncio.Queue[tuple[Job, Task]] = asyncio.Queue(
             maxsize=self._settings.workers_per_service
         )
-        return _Lane(service, ServiceRateLimiter(self._settings.rate), queue)
+        limiter = RateLimiter(MemoryStore(), scope="pipeline", service=service.name,
+                              action=service.action, rate=self._settings.rate)
+        return _Lane(service, limiter, queue)
 
     def _account_skipped(self) -> None:
         """Count the tasks no lane will send (done, held), from the plans, before any is sent."""
@@ -291,18 +294,16 @@ class Pipeline:
         first_attempt = job.replay.last_attempt(task.key) + 1
         limiter = lane.limiter
         while True:
-            slot = await limiter.acquire(ahead=PREPARE_AHEAD)
-            if self._stopping.is_set() and budget.attempts_made == 0:
-                return
-            attempt = first_attempt + budget.attempts_made
-            await job.ledger.sending(task.key, task.service, attempt, task.session_id)
-            await limiter.wait_for(slot)
-            while limiter.expired(slot):
-                # The durable write stalled (fsync jitter) past the slot while later requests
-                # took theirs: sending now would bunch this one up with them, 21 in one second
-                # at the server. Take a fresh slot instead.
-                slot = await limiter.acquire()
-            outcome = await self._client.create_task(lane.service, task.params)
+            async with limiter.turn(ahead=PREPARE_AHEAD) as turn:
+                assert turn is not None  # no stop event given: a turn always comes
+                if self._stopping.is_set() and budget.attempts_made == 0:
+                    return
+                attempt = first_attempt + budget.attempts_made
+                await job.ledger.sending(task.key, task.service, attempt, task.session_id)
+                await turn.ready()
+                request = asyncio.ensure_future(
+                    self._client.create_task(lane.service, task.params))
+            outcome = await request
             code = "ok" if isinstance(outcome, Accepted) else outcome.code
             self._observer.request_answered(job, lane.service.name, code)
             result = await self._record(lane, job, task, outcome, budget)
