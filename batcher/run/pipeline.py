@@ -300,7 +300,8 @@ class Pipeline:
                     return
                 attempt = first_attempt + budget.attempts_made
                 await job.ledger.sending(task.key, task.service, attempt, task.session_id)
-                await turn.ready()
+                if not limiter.unlimited:  # Turn.ready() divides by the rate (rate's to mend)
+                    await turn.ready()
                 request = asyncio.ensure_future(
                     self._client.create_task(lane.service, task.params))
             outcome = await request
