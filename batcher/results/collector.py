@@ -37,14 +37,7 @@ from batcher.api.services import SERVICES
 from batcher.exceptions import BatcherError, ExitCode
 from batcher.manifest import Manifest
 from batcher.results.caller import ApiCaller, CallerSettings, Stopped
-from batcher.results.download import (
-    DownloadExpired,
-    DownloadFailed,
-    DownloadPolicy,
-    existing_file,
-    fetch_file,
-)
-from batcher.results.names import file_name
+from batcher.results.download import DownloadPolicy, download_session, download_task_files
 from batcher.results.outcomes import Generation, Stage, read_generation
 from batcher.results.recovery import Duplicate, Lost, recover
 from batcher.results.rows import ResultState
@@ -52,7 +45,6 @@ from batcher.results.schedule import PollSchedule, PollTiming
 from batcher.results.tracking import Tracked, Work, track
 from batcher.run.limiter import RateLimiter
 from batcher.state.results_ledger import (
-    DownloadedFile,
     GenerationError,
     ResultsLedgerWriter,
     replay_results,
@@ -370,37 +362,11 @@ class Collector:
 
     async def _download(self, job: _Job, tracked: Tracked) -> None:
         async with self._download_limit:
-            out_dir = job.spec.out_dir
-            out_dir.mkdir(parents=True, exist_ok=True)
-            files: list[DownloadedFile] = []
-            try:
-                for index, generated in enumerate(tracked.generated):
-                    target = out_dir / file_name(tracked.row, tracked.prompt, tracked.key,
-                                                 index, generated.type)
-                    done = existing_file(target, out_dir) or await fetch_file(
-                        self._http(), generated.url, target, expected_size=generated.size,
-                        policy=self._settings.download, out_dir=out_dir)
-                    files.append(done)
-            except DownloadExpired as error:
-                await job.writer.expired(tracked.key, tracked.service, tracked.task_id)
-                tracked.fail(ResultState.EXPIRED, "UrlExpired", str(error))
-                self._changed()
-                return
-            except DownloadFailed as error:
-                log.warning("%s: task %s not downloaded this run: %s", job.spec.name,
-                            tracked.task_id, error)
-                return
-            await job.writer.downloaded(tracked.key, tracked.service, tracked.task_id, files)
-            tracked.state, tracked.files = ResultState.DOWNLOADED, tuple(files)
+            if self._session is None:
+                self._session = download_session(self._settings.download)
+            await download_task_files(self._session, tracked, job.spec.out_dir, job.writer,
+                                      self._settings.download)
             self._changed()
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._settings.download.concurrency),
-                headers={"Accept-Encoding": "identity"},
-            )
-        return self._session
 
     # --- stopping ---------------------------------------------------------------------------
 

@@ -7,9 +7,8 @@ kill -9 at any moment leaves at most a `.part` file, which the next run overwrit
 errors, timeouts and 5xx are retried with back-off; 403/404 mean the URL has expired (MPS keeps
 images 12 hours; VOD `Temporary` storage ends at its `ExpireTime`) and are not retried.
 
-    async with aiohttp.ClientSession() as session:
-        result = await fetch_file(session, url, out_dir / name, expected_size=size,
-                                  policy=DownloadPolicy())
+    async with download_session(policy) as session:
+        await download_task_files(session, tracked, out_dir, results_writer, policy)
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import random
 from dataclasses import dataclass
@@ -25,7 +25,12 @@ from pathlib import Path
 
 import aiohttp
 
-from batcher.state.results_ledger import DownloadedFile
+from batcher.results.names import file_name
+from batcher.results.rows import ResultState
+from batcher.results.tracking import Tracked
+from batcher.state.results_ledger import DownloadedFile, ResultsLedgerWriter
+
+log = logging.getLogger("batcher")
 
 CHUNK = 1 << 18
 """Bytes read and written at a time: 256 KiB keeps memory flat and syscalls few."""
@@ -55,6 +60,44 @@ class DownloadFailed(Exception):
 
 class _Retryable(Exception):
     pass
+
+
+def download_session(policy: DownloadPolicy) -> aiohttp.ClientSession:
+    """The HTTP session of the downloads: no signing, no compression, `concurrency` sockets."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=policy.concurrency),
+        headers={"Accept-Encoding": "identity"},
+    )
+
+
+async def download_task_files(
+    session: aiohttp.ClientSession,
+    tracked: Tracked,
+    out_dir: Path,
+    results: ResultsLedgerWriter,
+    policy: DownloadPolicy,
+) -> None:
+    """Every file of a generated task, then its `downloaded` line (or `expired`); a task whose
+    downloads failed stays `generated`, for the next run."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: list[DownloadedFile] = []
+    try:
+        for index, generated in enumerate(tracked.generated):
+            target = out_dir / file_name(tracked.row, tracked.prompt, tracked.key, index,
+                                         generated.type)
+            done = existing_file(target, out_dir) or await fetch_file(
+                session, generated.url, target, expected_size=generated.size, policy=policy,
+                out_dir=out_dir)
+            files.append(done)
+    except DownloadExpired as error:
+        await results.expired(tracked.key, tracked.service, tracked.task_id)
+        tracked.fail(ResultState.EXPIRED, "UrlExpired", str(error))
+        return
+    except DownloadFailed as error:
+        log.warning("task %s not downloaded this run: %s", tracked.task_id, error)
+        return
+    await results.downloaded(tracked.key, tracked.service, tracked.task_id, files)
+    tracked.state, tracked.files = ResultState.DOWNLOADED, tuple(files)
 
 
 async def fetch_file(
