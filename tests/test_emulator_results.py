@@ -157,6 +157,8 @@ async def test_vod_task_waits_runs_then_finishes_with_a_file_of_the_reported_siz
     assert headers["Content-Type"] == "image/png"
     assert len(body) == int(headers["Content-Length"]) == info["MetaData"]["Size"] == 64 * 1024
     assert png_colour(body) != b"\x00\x00\x00"
+    async with http.head(info["FileUrl"]) as head:
+        assert (head.status, head.headers["Content-Length"]) == (200, str(64 * 1024))
 
 
 async def test_mps_task_goes_wait_run_done_and_its_urls_expire_with_403(
@@ -322,6 +324,7 @@ async def test_each_poll_action_has_its_own_rolling_cap(http: aiohttp.ClientSess
     assert stats["rate_limits"] == {
         "CreateAigcImageTask": 20, "DescribeTaskDetail": 3, "DescribeTasks": 3
     }
+    assert stats["max_requests_in_rolling_second"] == 1  # the creation rate: polls left out
 
 
 def test_caps_come_from_the_registry_and_rate_zero_lifts_them_all():
@@ -489,3 +492,75 @@ async def test_sdk_parses_describe_aigc_image_task(
     with pytest.raises(TencentCloudSDKException) as missing:
         await asyncio.to_thread(poll, "4-AigcImage-missing")
     assert missing.value.get_code() == "ResourceNotFound.TaskNotFound"
+
+
+# --- the command's options -----------------------------------------------------------------
+
+
+def test_emulator_options_build_the_result_side_config():
+    from batcher.cli.main import build_parser
+    from batcher.emulator.arguments import config_from_args
+
+    args = build_parser().parse_args([
+        "emulator", "--generation-seconds", "5", "--generation-jitter", "0.5",
+        "--fail-generation-marker", "NOPE", "--image-bytes", "1000000", "--url-ttl", "60",
+        "--poll-rate", "7", "--download-drop-rate", "0.1", "--download-error-rate", "0.2",
+    ])
+    config = config_from_args(args)
+    assert config.generation == GenerationConfig(
+        seconds=5.0, jitter=0.5, fail_marker="NOPE", image_bytes=1_000_000, url_ttl=60.0
+    )
+    assert config.poll_rate == 7
+    assert (config.faults.download_drop_rate, config.faults.download_error_rate) == (0.1, 0.2)
+    assert config_from_args(build_parser().parse_args(["emulator"])).generation == (
+        GenerationConfig()
+    )
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--image-bytes", "100"], ["--generation-jitter", "2"], ["--url-ttl", "0"],
+     ["--generation-seconds", "-1"], ["--poll-rate", "-3"]],
+)
+def test_emulator_refuses_bad_result_options(option, capsys):
+    from batcher.cli.main import build_parser
+
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["emulator", *option])
+    assert exited.value.code == 2
+    assert option[0] in capsys.readouterr().err
+
+
+# --- the PNG files -------------------------------------------------------------------------
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, data) of every chunk, each CRC checked."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, offset = [], 8
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        body = data[offset + 8 : offset + 8 + length]
+        (crc,) = struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])
+        assert crc == zlib.crc32(kind + body), kind
+        chunks.append((kind, body))
+        offset += 12 + length
+    assert offset == len(data)
+    return chunks
+
+
+@pytest.mark.parametrize("size", [2048, 2049, 65536, 3 * 1024 * 1024 + 7])
+@pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255), (17, 200, 93), (255, 1, 128)])
+def test_pngs_are_valid_and_exactly_the_size_asked(size, colour):
+    from batcher.emulator.png import SIDE, PngFile
+
+    data = b"".join(PngFile(colour, size).pieces())
+    assert len(data) == size
+    kinds = [kind for kind, _ in png_chunks(data)]
+    assert kinds == [b"IHDR", b"IDAT", b"baTc", b"IEND"]
+    width, height = struct.unpack(">II", png_chunks(data)[0][1][:8])
+    assert (width, height) == (SIDE, SIDE)
+    pixels = zlib.decompress(png_chunks(data)[1][1])
+    assert len(pixels) == SIDE * (1 + 3 * SIDE)
+    assert pixels[1:4] == bytes(colour)

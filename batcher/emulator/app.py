@@ -107,14 +107,15 @@ class _Endpoint:
         headers = request.headers
         auth = parse(headers.get("Authorization"))
         service_name = auth.service if auth is not None and auth.service in SERVICES else None
-        if service_name is not None:
-            # Before any await, so that arrivals reach the meter in order.
+        action = headers.get("X-TC-Action") if service_name is not None else None
+        if service_name is not None and action not in POLL_REQUESTS:
+            # Before any await, so that arrivals reach the meter in order. Polls are left out:
+            # the meter proves the creation rate, even with a collector polling beside.
             self.state.counters[service_name].peak.observe(arrived)
         body = await request.read()
 
         # One RequestId per request, in the answer and in the record (None for a proxy's 502).
         request_id = str(uuid.uuid4())
-        action = headers.get("X-TC-Action") if service_name is not None else None
 
         def done(code: str, session_id: str | None = None, task_id: str | None = None) -> None:
             rid = None if code == OUTCOME_HTTP_502 else request_id

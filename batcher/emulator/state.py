@@ -197,7 +197,7 @@ class EmulatorState:
 
         `{"services": {"vod": {...}, "mps": {...}}, "unrouted": {...}, "records_kept": N}`, each
         service with `requests`, `created` (including `dropped_after_create`), `http_502`,
-        `errors` (code -> count), `max_requests_in_rolling_second` (every arrival counted),
+        `errors` (code -> count), `max_requests_in_rolling_second` (arrivals, polls aside),
         `rate_limit` (the creation cap, 0 = unlimited), `rate_limits` (action -> cap),
         `requests_per_action` (polls per action among them), `sessions` (SessionId -> tasks
         created with it) and `sessions_created_more_than_once`. `unrouted` counts requests whose

@@ -137,8 +137,9 @@ class TaskBook:
         """Tasks with `after` <= whole-second creation time < `before`, oldest first."""
         self._forget(now)
         # Whole seconds: the API shows and filters CreateTime to the second.
-        start = bisect.bisect_left(self._created, after)
-        for task in self._order[start:]:
+        order = self._order
+        for position in range(bisect.bisect_left(self._created, after), len(order)):
+            task = order[position]
             second = int(task.created)
             if second >= before:
                 break
