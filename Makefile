@@ -31,7 +31,7 @@ test: lint
 # generated (polling until every image is on disk), and print the path of the gallery.
 demo: $(STAMP)
 	@set -e; tmp=$$(mktemp -d); \
-	$(BIN)/batcher emulator --port 0 $(DEMO_KEYS) \
+	$(BIN)/batcher emulator --port 0 $(DEMO_KEYS) --generation-seconds 3 --generation-jitter 0.5 \
 	  >"$$tmp/emulator.out" 2>"$$tmp/emulator.err" & \
 	pid=$$!; trap 'kill $$pid 2>/dev/null; rm -rf "$$tmp"' EXIT; \
 	for i in $$(seq 100); do [ -s "$$tmp/emulator.out" ] && break; sleep 0.1; done; \

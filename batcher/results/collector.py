@@ -42,15 +42,14 @@ from batcher.results.outcomes import Generation, Stage, read_generation
 from batcher.results.recovery import Duplicate, Lost, recover
 from batcher.results.rows import ResultState
 from batcher.results.schedule import PollSchedule, PollTiming
-from batcher.results.tracking import Tracked, Work, track
+from batcher.results.tracking import JobState, Tracked, Work, monotonic_of, sub_app_id
 from batcher.run.limiter import RateLimiter
 from batcher.state.results_ledger import (
     GenerationError,
     ResultsLedgerWriter,
-    replay_results,
     results_ledger_path,
 )
-from batcher.state.submissions import read_submissions
+from batcher.state.submissions import submit_running
 from batcher.wire.client import AigcClient, Answer
 from batcher.wire.errors import ApiError, ErrorClass
 
@@ -60,6 +59,8 @@ FINAL_STATES = frozenset({ResultState.DOWNLOADED, ResultState.GENERATION_FAILED,
                           ResultState.EXPIRED, ResultState.LOST})
 UNFINISHED_STATES = frozenset({ResultState.PENDING, ResultState.GENERATED})
 FAILED_STATES = frozenset({ResultState.GENERATION_FAILED, ResultState.EXPIRED, ResultState.LOST})
+FOLLOW_INTERVAL = 1.0
+"""Seconds between two reads of a submit ledger that a running submit is appending to."""
 DEFAULT_TIMEOUT = 3600.0
 """`--wait` gives up after this long (SPEC §9: one hour)."""
 
@@ -120,8 +121,15 @@ class CollectResult:
 @dataclass(slots=True)
 class _Job:
     spec: CollectJob
-    writer: ResultsLedgerWriter
-    tracked: list[Tracked]
+    state: JobState
+
+    @property
+    def writer(self) -> ResultsLedgerWriter:
+        return self.state.writer
+
+    @property
+    def tracked(self) -> list[Tracked]:
+        return self.state.tracked
 
 
 LimiterFactory = Callable[[str, str, float], RateLimiter]
@@ -158,6 +166,8 @@ class Collector:
         """The first error a poll or download task raised: it stops the run."""
         self._session: aiohttp.ClientSession | None = None
         self._download_limit = asyncio.Semaphore(settings.download.concurrency)
+        self._following = False
+        """True while --wait follows a running submit of these manifests."""
 
     async def run(self) -> CollectResult:
         """Lock, place, work, write the reports; LedgerLocked (3) or ManifestError (2) first."""
@@ -165,7 +175,7 @@ class Collector:
             for spec in self._specs:
                 writer = ResultsLedgerWriter.open(results_ledger_path(spec.ledger))
                 stack.push_async_callback(writer.close)
-                self._jobs.append(_Job(spec, writer, _place(spec)))
+                self._jobs.append(_Job(spec, JobState.place(spec.manifest, spec.ledger, writer)))
             caller = ApiCaller(self._client, self._limiters(), self._settings.caller,
                                stop=self._stop)
             error: BatcherError | None = None
@@ -200,20 +210,47 @@ class Collector:
     async def _work(self, caller: ApiCaller) -> None:
         deadline = self._deadline()
         timer = asyncio.get_running_loop().call_later(deadline, self._deadline_passed)
+        follower: asyncio.Task[None] | None = None
         try:
             self._changed()
-            await self._recover_duplicates(caller)
-            for job, tracked in self._each():
-                if tracked.work is Work.DOWNLOAD:
-                    self._start_download(job, tracked)
-                elif tracked.work is Work.POLL:
-                    self._add_to_schedule(job, tracked)
+            await self._start_work(caller, list(self._each()))
+            if self._settings.wait:
+                self._following = any(submit_running(job.spec.ledger) for job in self._jobs)
+                follower = asyncio.create_task(self._follow_submit(caller))
             await self._poll_until_done(caller)
             while self._downloads and not self._stop.is_set():
                 await self._unless_stopped(
                     asyncio.gather(*self._downloads, return_exceptions=True))
         finally:
             timer.cancel()
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
+
+    async def _start_work(self, caller: ApiCaller, items: list[tuple[_Job, Tracked]]) -> None:
+        """Recover, poll or download each task, as its placement says."""
+        await self._recover_duplicates(
+            caller, [(job, tracked) for job, tracked in items if tracked.work is Work.RECOVER])
+        for job, tracked in items:
+            if tracked.work is Work.DOWNLOAD:
+                self._start_download(job, tracked)
+            elif tracked.work is Work.POLL:
+                self._add_to_schedule(job, tracked)
+        self._wake.set()
+
+    async def _follow_submit(self, caller: ApiCaller) -> None:
+        """With --wait, while a submit of these manifests runs: take its new tasks in as its
+        ledger grows (checked every `FOLLOW_INTERVAL`), until it ends."""
+        while self._following:
+            await asyncio.sleep(FOLLOW_INTERVAL)
+            running = any(submit_running(job.spec.ledger) for job in self._jobs)
+            placed = [(job, tracked) for job in self._jobs for tracked in job.state.refresh()]
+            if placed:
+                await self._start_work(caller, placed)
+                self._changed()
+            self._following = running
+        self._wake.set()
 
     def _deadline(self) -> float:
         limits = [self._settings.timeout if self._settings.wait else float("inf")]
@@ -227,12 +264,13 @@ class Collector:
             not self._settings.wait or runtime <= self._settings.timeout) else "--timeout"
         self._request_stop(None, f"{which} reached")
 
-    async def _recover_duplicates(self, caller: ApiCaller) -> None:
-        wanted = [(job, tracked) for job, tracked in self._each() if tracked.work is Work.RECOVER]
+    async def _recover_duplicates(
+        self, caller: ApiCaller, wanted: list[tuple[_Job, Tracked]]
+    ) -> None:
         if not wanted:
             return
         duplicates = [
-            Duplicate(tracked.key, _sub_app_id(tracked), tracked.session_id,
+            Duplicate(tracked.key, sub_app_id(tracked), tracked.session_id,
                       tracked.sending_times)
             for _, tracked in wanted
         ]
@@ -260,7 +298,7 @@ class Collector:
     def _add_to_schedule(self, job: _Job, tracked: Tracked) -> None:
         ident = f"{id(job)}:{tracked.key}"
         self._by_id[ident] = (job, tracked)
-        sent_at = _monotonic_of(tracked.sent_at)
+        sent_at = monotonic_of(tracked.sent_at)
         first = self._settings.timing.first_poll_age if self._settings.wait else 0.0
         self._schedule.add(ident, sent_at, first_at_age=first)
 
@@ -277,7 +315,7 @@ class Collector:
                 poll.add_done_callback(functools.partial(self._poll_ended, limit))
                 continue
             wait = self._schedule.wait()
-            if wait is None and not self._polls:
+            if wait is None and not self._polls and not self._following:
                 return
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -287,8 +325,8 @@ class Collector:
         job, tracked = self._by_id[ident]
         service = SERVICES[tracked.service]
         params: dict[str, object] = {"TaskId": tracked.task_id}
-        if service.name == "vod" and (sub_app_id := _sub_app_id(tracked)) is not None:
-            params["SubAppId"] = sub_app_id
+        if service.name == "vod" and (sub_app := sub_app_id(tracked)) is not None:
+            params["SubAppId"] = sub_app
         try:
             answer = await caller.call(service, service.poll_action, params)
         except Stopped:
@@ -447,28 +485,3 @@ class Collector:
         if any(states[state] for state in FAILED_STATES):
             return ExitCode.TASKS_NOT_DONE
         return ExitCode.OK
-
-
-def _place(spec: CollectJob) -> list[Tracked]:
-    """Every task of the manifest where the ledgers leave it (ManifestError if invalid)."""
-    spec.manifest.validate()
-    submissions = read_submissions(spec.ledger)
-    results = replay_results(results_ledger_path(spec.ledger))
-    return [
-        track(row, task, submissions.get(task.key), results.get(task.key))
-        for row, task in enumerate(spec.manifest.tasks(), 1)
-    ]
-
-
-def _sub_app_id(tracked: Tracked) -> int | None:
-    value = tracked.task.params.get("SubAppId")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _monotonic_of(ts: str) -> float:
-    """A ledger time on `time.monotonic`'s scale (now, when it cannot be read)."""
-    try:
-        moment = datetime.fromisoformat(ts).timestamp()
-    except ValueError:
-        return time.monotonic()
-    return time.monotonic() - max(0.0, time.time() - moment)

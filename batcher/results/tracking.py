@@ -8,23 +8,31 @@ download), `downloaded`, `generation_failed`, `expired`; nothing yet means `pend
 A TaskId the results ledger has not heard of (a regeneration's new one) starts again at pending.
 
 `Tracked` is mutable: the collector moves it forward as polls and downloads settle, and
-`to_row` renders it as the `ResultRow` that results.csv and the gallery show.
+`to_row` renders it as the `ResultRow` that results.csv and the gallery show. `JobState` holds a
+manifest's tasks and follows its submit ledger as a running `submit` appends to it.
 """
 
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 
-from batcher.manifest import Task
+from batcher.manifest import Manifest, Task
 from batcher.results.rows import ResultRow, ResultState
 from batcher.state.results_ledger import (
     DownloadedFile,
     GeneratedFile,
     ResultEvent,
     ResultRecord,
+    ResultsLedgerWriter,
+    ResultsReplay,
+    replay_results,
+    results_ledger_path,
 )
-from batcher.state.submissions import Submission
+from batcher.state.submissions import Submission, SubmitLedgerTail
 
 
 class Work(enum.Enum):
@@ -144,3 +152,60 @@ def _apply_results(tracked: Tracked, record: ResultRecord | None) -> None:
     elif event is ResultEvent.EXPIRED:
         tracked.fail(ResultState.EXPIRED, "UrlExpired",
                      "the image URLs stopped working before they were downloaded")
+
+
+@dataclass(slots=True)
+class JobState:
+    """One manifest's tasks, placed from its ledgers, and the results ledger this run writes."""
+
+    manifest: Manifest
+    writer: ResultsLedgerWriter
+    tail: SubmitLedgerTail
+    results: ResultsReplay
+    tracked: list[Tracked] = field(default_factory=list)
+    by_key: dict[str, int] = field(default_factory=dict)
+    """key -> its index in `tracked`."""
+
+    @classmethod
+    def place(cls, manifest: Manifest, ledger: Path, writer: ResultsLedgerWriter) -> JobState:
+        """Every task of the manifest where the ledgers leave it (ManifestError if invalid)."""
+        manifest.validate()
+        job = cls(manifest, writer, SubmitLedgerTail(ledger),
+                  replay_results(results_ledger_path(ledger)))
+        job.tail.update()
+        submissions = job.tail.submissions
+        for row, task in enumerate(manifest.tasks(), 1):
+            job.by_key[task.key] = len(job.tracked)
+            job.tracked.append(track(row, task, submissions.get(task.key),
+                                     job.results.get(task.key)))
+        return job
+
+    def refresh(self) -> list[Tracked]:
+        """Read what a running submit appended; the idle tasks whose submission changed, placed
+        anew (a task being polled or downloaded is left to finish)."""
+        placed = []
+        for key in self.tail.update():
+            index = self.by_key.get(key)
+            if index is None or self.tracked[index].work is not Work.NOTHING:
+                continue
+            old = self.tracked[index]
+            new = track(old.row, old.task, self.tail.submissions.get(key), self.results.get(key))
+            if (new.state, new.task_id) != (old.state, old.task_id):
+                self.tracked[index] = new
+                placed.append(new)
+        return placed
+
+
+def sub_app_id(tracked: Tracked) -> int | None:
+    """The vod SubAppId the task was created in (its polls must name it)."""
+    value = tracked.task.params.get("SubAppId")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def monotonic_of(ts: str) -> float:
+    """A ledger time on `time.monotonic`'s scale (now, when it cannot be read)."""
+    try:
+        moment = datetime.fromisoformat(ts).timestamp()
+    except ValueError:
+        return time.monotonic()
+    return time.monotonic() - max(0.0, time.time() - moment)

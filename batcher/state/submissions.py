@@ -8,18 +8,25 @@ which `DescribeTasks` finds the task that SessionId created). This reader takes 
 
     submissions = read_submissions(ledger_path)
     submission = submissions.get(task.key)   # None: never sent
+
+`SubmitLedgerTail` does the same incrementally, for a collector that follows a running submit:
+each `update()` reads only the lines appended since the last one and returns the keys they named;
+`submit_running(ledger)` tells whether a submit holds the ledger now.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from batcher.state.events import is_key
+from batcher.state.lock import LockHolder, lock_path
 
 logger = logging.getLogger("batcher.state.submissions")
 
@@ -66,21 +73,77 @@ def read_submissions(path: Path, keys: Container[str] | None = None) -> dict[str
     return submissions
 
 
+class SubmitLedgerTail:
+    """A submit ledger read as it grows: each key's `Submission`, kept up to date."""
+
+    __slots__ = ("_offset", "path", "skipped", "submissions")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.submissions: dict[str, Submission] = {}
+        self.skipped = 0
+        self._offset = 0
+
+    def update(self) -> set[str]:
+        """Fold the whole lines appended since the last call; the keys they named."""
+        try:
+            stream = open(self.path, "rb")  # noqa: SIM115 - closed by `with` below
+        except FileNotFoundError:
+            return set()
+        changed: set[str] = set()
+        with stream:
+            stream.seek(self._offset)
+            for line in stream:
+                if not line.endswith(b"\n"):
+                    break  # still being written: read whole next time
+                self._offset += len(line)
+                key = _fold_line(line, self.submissions, None)
+                if key is None:
+                    self.skipped += line.strip() != b""
+                else:
+                    changed.add(key)
+        return changed
+
+
+def submit_running(ledger: Path) -> bool:
+    """True while a `submit` holds `ledger`'s lock (its holder's name is in the lock file, and on
+    this host its process is alive: a run killed by -9 leaves its name behind)."""
+    try:
+        holder = LockHolder.from_json(lock_path(ledger).read_bytes())
+    except OSError:
+        return False
+    if holder is None:
+        return False
+    if holder.host != socket.gethostname():
+        return True
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _fold(lines: Iterable[bytes], into: dict[str, Submission], keys: Container[str] | None) -> int:
     skipped = 0
     for line in lines:
         if not line.endswith(b"\n"):
             break  # still being written, or torn: the next read sees it whole
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError):
-            skipped += 1
-            continue
-        if not isinstance(obj, dict) or not _apply(obj, into, keys):
+        if line.strip() and _fold_line(line, into, keys) is None:
             skipped += 1
     return skipped
+
+
+def _fold_line(line: bytes, into: dict[str, Submission], keys: Container[str] | None) -> str | None:
+    """Fold one whole line; its key, or None when it is not a ledger record."""
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or not _apply(obj, into, keys):
+        return None
+    return str(obj["key"])
 
 
 def _apply(obj: dict[str, Any], into: dict[str, Submission], keys: Container[str] | None) -> bool:
