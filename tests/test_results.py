@@ -308,3 +308,43 @@ async def wait_for_file(path: Path, timeout: float = 20) -> None:
     deadline = loop.time() + timeout
     while not (path.exists() and path.stat().st_size) and loop.time() < deadline:
         await asyncio.sleep(0.01)
+
+
+async def test_sigterm_stops_collect_with_143_and_still_writes_the_reports(tmp_path):
+    manifest = write_manifest(tmp_path, vod=2, mps=1)
+    slow = GenerationConfig(seconds=60)
+    async with running_emulator(emulator_config(generation=slow)) as emulator:
+        await submit(manifest, emulator.url)
+        process = await start_cli_collect(manifest, emulator.url)
+        await wait_for_file(results_of(manifest).with_name(results_of(manifest).name + ".lock"))
+        await asyncio.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), 20)
+    assert code == 143
+    assert states(manifest) == {"pending": 3}
+
+
+async def test_max_runtime_exits_75_and_metrics_count_tasks_per_result_state(tmp_path):
+    manifest = write_manifest(tmp_path, vod=2, mps=1)
+    metrics = tmp_path / "collect.prom"
+    slow = GenerationConfig(seconds=60)
+    async with running_emulator(emulator_config(generation=slow)) as emulator:
+        await submit(manifest, emulator.url)
+        code, _, stderr = await collect(manifest, emulator.url, "--wait", "--max-runtime", "3s",
+                                        "--metrics-file", str(metrics))
+    assert code == 75, stderr
+    text = metrics.read_text()
+    assert f'batcher_results{{manifest="{manifest}",state="pending"}} 3' in text
+    assert "batcher_collect_exit_code 75" in text
+
+
+async def test_status_shows_generation_states_beside_submission_states(tmp_path):
+    manifest = write_manifest(tmp_path, vod=2, mps=1)
+    async with running_emulator(emulator_config(generation=FAST)) as emulator:
+        await submit(manifest, emulator.url)
+        await collect(manifest, emulator.url, "--wait")
+    code, stdout, _ = await run_cli("status", str(manifest), "--json")
+    assert code == 0
+    report = json.loads(stdout)
+    assert report["generation"] == {"mps": {"downloaded": 1}, "vod": {"downloaded": 2}}
+    assert report["services"]["vod"]["submitted"] == 2
