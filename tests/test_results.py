@@ -348,3 +348,28 @@ async def test_status_shows_generation_states_beside_submission_states(tmp_path)
     report = json.loads(stdout)
     assert report["generation"] == {"mps": {"downloaded": 1}, "vod": {"downloaded": 2}}
     assert report["services"]["vod"]["submitted"] == 2
+
+
+async def test_a_regeneration_cut_short_by_a_crash_is_resent_with_its_session_id_and_deduped(
+        tmp_path):
+    manifest = write_manifest(tmp_path, vod=2, mps=0)
+    manifest.write_text(manifest.read_text().replace("{n}'", "{n} FAIL_GENERATION'"))
+    ledger = manifest.with_suffix(".ledger.jsonl")
+    async with running_emulator(emulator_config(generation=FAST)) as emulator:
+        await submit(manifest, emulator.url)
+        assert (await collect(manifest, emulator.url, "--wait"))[0] == 1
+        await submit(manifest, emulator.url, "--regenerate-all")
+        # The regenerations were created, but the run died before writing `submitted`.
+        lines = ledger.read_text().splitlines(keepends=True)
+        ledger.write_text("".join(lines[:-2]))
+        code, _, stderr = await submit(manifest, emulator.url)  # no flag: it resumes them
+        created = [r for r in emulator.records if r.task_id]
+        assert code == 0, stderr
+        code, _, _ = await collect(manifest, emulator.url, "--wait")
+    assert len(created) == 4, "each regeneration is created once"
+    duplicates = [r for r in read_ledger(ledger) if r["event"] == "duplicate"]
+    assert len(duplicates) == 2 and all(r["session_id"].endswith("-r1") for r in duplicates)
+    results = read_ledger(results_of(manifest))
+    assert Counter(r["event"] for r in results) == {"generation_failed": 4, "recovered": 2}
+    assert len({r["task_id"] for r in results if r["event"] == "generation_failed"}) == 4
+    assert code == 1 and states(manifest) == {"generation_failed": 2}
