@@ -564,3 +564,49 @@ def test_pngs_are_valid_and_exactly_the_size_asked(size, colour):
     pixels = zlib.decompress(png_chunks(data)[1][1])
     assert len(pixels) == SIDE * (1 + 3 * SIDE)
     assert pixels[1:4] == bytes(colour)
+
+
+async def test_the_command_serves_the_result_side_with_its_options(http: aiohttp.ClientSession):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "batcher.emulator", "--port", "0", "--generation-seconds", "0",
+         "--image-bytes", "4096", "--fail-generation-marker", "BAD"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
+    try:
+        assert process.stdout is not None
+        url = (await asyncio.to_thread(process.stdout.readline)).strip()
+        client = RawClient(http, url)
+        good = await create(client, "mps")
+        bad = await create(client, "mps", Prompt="BAD idea")
+        done = await mps_poll(client, good)
+        assert done["Status"] == "DONE"
+        status, _, body = await download(http, done["ImageUrls"][0])
+        assert (status, len(body)) == (200, 4096)
+        assert (await mps_poll(client, bad))["Status"] == "FAIL"
+        process.terminate()
+        _, stderr = await asyncio.to_thread(process.communicate, timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+    assert "images 4096 bytes" in stderr and "DescribeTaskDetail 100/s" in stderr
+
+
+def test_the_cli_parser_with_the_emulator_options_imports_neither_pydantic_nor_aiohttp():
+    # `batcher --help` adds the emulator's options; they must stay light (start under 150 ms).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, batcher.cli.main as m; m.build_parser(); "
+        "print(sorted({'pydantic', 'aiohttp'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -34,8 +34,6 @@ DESCRIBE_TASKS_LIMIT_DEFAULT = 10
 """The page size when a `DescribeTasks` request sends no `Limit`."""
 DESCRIBE_TASKS_HISTORY_SECONDS = 3 * 24 * 3600
 """`DescribeTasks` and `DescribeTaskDetail` know only the tasks of the last three days (72 h)."""
-MPS_IMAGE_URL_TTL_SECONDS = 12 * 3600
-"""MPS keeps a generated image (and its URL) for 12 hours."""
 
 AIGC_IMAGE_TASK_TYPE = "AigcImageTask"
 """VOD `TaskType` of an AIGC image task (`DescribeTaskDetail` and `TaskSet[]`)."""

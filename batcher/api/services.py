@@ -26,6 +26,9 @@ DESCRIBE_TASKS = "DescribeTasks"
 DESCRIBE_AIGC_IMAGE_TASK = "DescribeAigcImageTask"
 """mps: one AIGC image task's status and image URLs."""
 
+MPS_IMAGE_URL_TTL_SECONDS = 12 * 3600
+"""MPS keeps a generated image (and its URL) for 12 hours."""
+
 
 @dataclass(frozen=True, slots=True)
 class Service:

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batcher.api.results import MPS_IMAGE_URL_TTL_SECONDS
-from batcher.api.services import Service
+from batcher.api.services import MPS_IMAGE_URL_TTL_SECONDS, Service
 
 DEFAULT_SECRET_ID = "AKIDbatcherEmulator0000000000000000"
 DEFAULT_SECRET_KEY = "batcher-emulator-secret-key"  # a public test key, not a secret

@@ -149,6 +149,13 @@ class TaskBook:
     def __len__(self) -> int:
         return len(self._order)
 
+    def __repr__(self) -> str:
+        config = self.config
+        return (
+            f"TaskBook({len(self._order)} tasks, generation {config.seconds:g} s "
+            f"+-{config.jitter:.0%}, fail marker {config.fail_marker!r})"
+        )
+
     def _forget(self, now: float) -> None:
         horizon = now - self.history
         stale = bisect.bisect_right(self._created, horizon)

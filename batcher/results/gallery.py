@@ -54,8 +54,8 @@ NO_IMAGE_TEXT: Mapping[ResultState, str] = {
 _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".avif", ".bmp"})
 _PROMPT_PARAMETER = "Prompt"
 """Shown as the card's prompt, so not again among its parameters."""
-_SPOOL_IN_MEMORY = 8 * 1024 * 1024
-"""Cards beyond this many characters spill from memory to a temporary file."""
+_SPOOL_IN_MEMORY = 1024 * 1024
+"""The cards stay in memory up to this many characters, then spill to a temporary file."""
 _CHUNK = 64 * 1024
 _TEMPLATES = "templates"
 
@@ -92,32 +92,48 @@ def write_gallery(
 
     `updated`, if given, is shown under the title (when the collector last looked).
     """
-    from markupsafe import Markup  # Jinja2's own dependency: imported with it, late
-
     environment = _environment()
     counts: Counter[ResultState] = Counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.SpooledTemporaryFile(
         max_size=_SPOOL_IN_MEMORY, mode="w+", encoding="utf-8", dir=str(out_dir)
     ) as spool:
-        cards = (_card(row) for row in _counted(rows, counts))
-        spool.writelines(environment.get_template("cards.html.j2").generate(cards=cards))
+        _render_cards(environment, _counted(rows, counts), spool)
         spool.seek(0)
-        style, script = _asset("gallery.css"), _asset("gallery.js")
-        page = environment.get_template("index.html.j2").generate(
-            title=title,
-            updated=updated,
-            total=sum(counts.values()),
-            counts=_counts(counts),
-            cards=(Markup(chunk) for chunk in _chunks(spool)),
-            style=Markup(style),
-            script=Markup(script),
-            policy=_content_security_policy(style, script),
-        )
         path = out_dir / GALLERY_HTML
         with replaced_text_file(path) as out:
-            out.writelines(page)
+            out.writelines(_render_page(environment, title, updated, counts, spool))
     return path
+
+
+def _render_cards(environment: Environment, rows: Iterable[ResultRow], spool: IO[str]) -> None:
+    cards = (_card(row) for row in rows)
+    # One write per piece: SpooledTemporaryFile checks its size after each write(), but after
+    # a whole writelines() only, so writelines() would hold every card in memory.
+    for piece in environment.get_template("cards.html.j2").generate(cards=cards):
+        spool.write(piece)
+
+
+def _render_page(
+    environment: Environment,
+    title: str,
+    updated: datetime | None,
+    counts: Counter[ResultState],
+    cards: IO[str],
+) -> Iterator[str]:
+    from markupsafe import Markup  # Jinja2's own dependency: imported with it, late
+
+    style, script = _asset("gallery.css"), _asset("gallery.js")
+    return environment.get_template("index.html.j2").generate(
+        title=title,
+        updated=updated,
+        total=sum(counts.values()),
+        counts=_counts(counts),
+        cards=(Markup(chunk) for chunk in _chunks(cards)),
+        style=Markup(style),
+        script=Markup(script),
+        policy=_content_security_policy(style, script),
+    )
 
 
 def _environment() -> Environment:

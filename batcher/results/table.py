@@ -39,7 +39,8 @@ RESULTS_CSV_HEADER = (
     "error_message",
 )
 FILE_SEPARATOR = ";"
-"""Between the relative paths of a task's files in the `files` column."""
+"""Between the relative paths of a task's files in the `files` column; so no file name the
+collector makes may contain it."""
 
 
 def write_results_csv(out_dir: Path, rows: Iterable[ResultRow]) -> Path:
