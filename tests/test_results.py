@@ -331,8 +331,10 @@ async def test_max_runtime_exits_75_and_metrics_count_tasks_per_result_state(tmp
     async with running_emulator(emulator_config(generation=slow)) as emulator:
         await submit(manifest, emulator.url)
         code, _, stderr = await collect(manifest, emulator.url, "--wait", "--max-runtime", "3s",
-                                        "--metrics-file", str(metrics))
+                                        "--metrics-file", str(metrics), "--log-file",
+                                        str(tmp_path / "collect.log"))
     assert code == 75, stderr
+    assert "exit 75" in (tmp_path / "collect.log").read_text()
     text = metrics.read_text()
     assert f'batcher_results{{manifest="{manifest}",state="pending"}} 3' in text
     assert "batcher_collect_exit_code 75" in text

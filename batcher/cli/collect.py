@@ -112,6 +112,7 @@ def _options(args: argparse.Namespace) -> CollectRunOptions:
         metrics_file=args.metrics_file,
         json=args.json,
         quiet=args.quiet,
+        log_summary=args.log_file is not None,
     )
 
 

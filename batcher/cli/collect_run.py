@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ class CollectRunOptions:
     metrics_file: Path | None = None
     json: bool = False
     quiet: bool = False
+    log_summary: bool = False
+    """Also write the summary's last line to the log (`--log-file`: cron keeps it there)."""
 
 
 def run_collect(options: CollectRunOptions) -> int:
@@ -58,6 +61,8 @@ def run_collect(options: CollectRunOptions) -> int:
         print(json.dumps(summary_dict(result), ensure_ascii=False))
     elif not options.quiet:
         print(render_summary(result))
+    if options.log_summary:
+        logging.getLogger("batcher").info("%s", render_summary(result).splitlines()[-1])
     return int(result.exit_code)
 
 
