@@ -238,7 +238,7 @@ async def test_a_header_only_results_ledger_and_csv_are_read_as_empty(tmp_path):
 
 
 async def test_vod_duplicate_gets_its_task_id_back_from_describe_tasks(tmp_path):
-    manifest = write_manifest(tmp_path, vod=3, mps=0)
+    manifest = write_manifest(tmp_path, vod=130, mps=0)  # more than one page of 100
     ledger = manifest.with_suffix(".ledger.jsonl")
     async with running_emulator(emulator_config(generation=FAST)) as emulator:
         await submit(manifest, emulator.url)
@@ -247,13 +247,15 @@ async def test_vod_duplicate_gets_its_task_id_back_from_describe_tasks(tmp_path)
         lines = ledger.read_text().splitlines(keepends=True)
         ledger.write_text("".join(line for line in lines if '"submitted"' not in line))
         await submit(manifest, emulator.url)
-        assert Counter(r["event"] for r in read_ledger(ledger))["duplicate"] == 3
+        assert Counter(r["event"] for r in read_ledger(ledger))["duplicate"] == 130
         code, _, stderr = await collect(manifest, emulator.url, "--wait")
         created = {r.task_id for r in emulator.records if r.task_id}
+        pages = polls(emulator)["DescribeTasks"]
     assert code == 0, stderr
     recovered = [r for r in read_ledger(results_of(manifest)) if r["event"] == "recovered"]
-    assert len(recovered) == 3 and {r["task_id"] for r in recovered} <= created
-    assert states(manifest) == {"downloaded": 3}
+    assert len(recovered) == 130 and {r["task_id"] for r in recovered} == created
+    assert pages == 2, "one window for duplicates sent together, paged by 100"
+    assert states(manifest) == {"downloaded": 130}
 
 
 async def test_vod_duplicate_not_listed_is_lost_with_its_session_id(tmp_path):
