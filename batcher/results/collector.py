@@ -40,9 +40,9 @@ from batcher.results.caller import ApiCaller, CallerSettings, Stopped
 from batcher.results.download import DownloadPolicy, download_session, download_task_files
 from batcher.results.outcomes import Generation, Stage, read_generation
 from batcher.results.recovery import Duplicate, Lost, recover
-from batcher.results.rows import ResultState
+from batcher.results.rows import ResultRow, ResultState
 from batcher.results.schedule import PollSchedule, PollTiming
-from batcher.results.tracking import JobState, Tracked, Work, monotonic_of, sub_app_id
+from batcher.results.tracking import JobState, Tracked, Work, monotonic_of
 from batcher.run.limiter import RateLimiter
 from batcher.state.results_ledger import (
     GenerationError,
@@ -270,7 +270,7 @@ class Collector:
         if not wanted:
             return
         duplicates = [
-            Duplicate(tracked.key, sub_app_id(tracked), tracked.session_id,
+            Duplicate(tracked.key, tracked.who.sub_app_id, tracked.session_id,
                       tracked.sending_times)
             for _, tracked in wanted
         ]
@@ -325,7 +325,7 @@ class Collector:
         job, tracked = self._by_id[ident]
         service = SERVICES[tracked.service]
         params: dict[str, object] = {"TaskId": tracked.task_id}
-        if service.name == "vod" and (sub_app := sub_app_id(tracked)) is not None:
+        if service.name == "vod" and (sub_app := tracked.who.sub_app_id) is not None:
             params["SubAppId"] = sub_app
         try:
             answer = await caller.call(service, service.poll_action, params)
@@ -469,11 +469,10 @@ class Collector:
         from batcher.results.gallery import write_gallery
         from batcher.results.table import write_results_csv
 
-        rows = [tracked.to_row() for tracked in job.tracked]
-        write_results_csv(job.spec.out_dir, rows)
-        write_gallery(job.spec.out_dir, rows, job.spec.manifest.batch,
+        write_results_csv(job.spec.out_dir, _rows(job))
+        write_gallery(job.spec.out_dir, _rows(job), job.spec.manifest.batch,
                       updated=datetime.now(UTC))
-        return JobReport(job.spec.name, job.spec.out_dir, Counter(row.state for row in rows))
+        return JobReport(job.spec.name, job.spec.out_dir, Counter(t.state for t in job.tracked))
 
     def _exit_code(self) -> ExitCode:
         if self._stop_exit is not None:
@@ -485,3 +484,11 @@ class Collector:
         if any(states[state] for state in FAILED_STATES):
             return ExitCode.TASKS_NOT_DONE
         return ExitCode.OK
+
+
+def _rows(job: _Job) -> Iterator[ResultRow]:
+    """Each task's row, its parameters and source read again from the manifest (a stream)."""
+    tasks = job.spec.manifest.tasks()
+    for tracked in job.tracked:
+        task = next(tasks, None)
+        yield tracked.to_row(task if task is not None and task.key == tracked.key else None)

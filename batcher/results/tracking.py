@@ -44,13 +44,32 @@ class Work(enum.Enum):
     DOWNLOAD = "download"
 
 
+@dataclass(frozen=True, slots=True)
+class TaskIdentity:
+    """What a collect run keeps of a manifest's task: not its parameters (most of its memory),
+    which the reports read again from the manifest, in the same order, at the end."""
+
+    row: int
+    """1-based position in the manifest."""
+    key: str
+    service: str
+    prompt: str
+    sub_app_id: int | None
+    """The vod SubAppId the task was created in (its polls must name it)."""
+
+    @classmethod
+    def of(cls, row: int, task: Task) -> TaskIdentity:
+        prompt = task.params.get("Prompt")
+        sub_app_id = task.params.get("SubAppId")
+        return cls(row, task.key, task.service, prompt if isinstance(prompt, str) else "",
+                   sub_app_id if type(sub_app_id) is int else None)
+
+
 @dataclass(slots=True)
 class Tracked:
     """One task of a manifest, followed through a collect run."""
 
-    row: int
-    """1-based position in the manifest."""
-    task: Task
+    who: TaskIdentity
     state: ResultState
     work: Work = Work.NOTHING
     task_id: str = ""
@@ -64,29 +83,34 @@ class Tracked:
     sending_times: list[str] = field(default_factory=list)
 
     @property
+    def row(self) -> int:
+        return self.who.row
+
+    @property
     def key(self) -> str:
-        return self.task.key
+        return self.who.key
 
     @property
     def service(self) -> str:
-        return self.task.service
+        return self.who.service
 
     @property
     def prompt(self) -> str:
-        prompt = self.task.params.get("Prompt")
-        return prompt if isinstance(prompt, str) else ""
+        return self.who.prompt
 
     def fail(self, state: ResultState, code: str, message: str) -> None:
         self.state, self.work = state, Work.NOTHING
         self.error_code, self.error_message = code, message
 
-    def to_row(self) -> ResultRow:
+    def to_row(self, task: Task | None) -> ResultRow:
+        """The report's row; `task` is this task as the manifest gives it again (None when the
+        manifest was edited during the run: then without its source and parameters)."""
         return ResultRow(
             key=self.key,
             service=self.service,
-            source=self.task.origin,
+            source=task.origin if task is not None else "",
             prompt=self.prompt,
-            params=self.task.params,
+            params=task.params if task is not None else {},
             state=self.state,
             task_id=self.task_id,
             files=tuple(f.path for f in self.files),
@@ -96,12 +120,12 @@ class Tracked:
 
 
 def track(
-    row: int, task: Task, submission: Submission | None, record: ResultRecord | None
+    who: TaskIdentity, submission: Submission | None, record: ResultRecord | None
 ) -> Tracked:
     """The task as the two ledgers leave it, with the work this run owes it."""
     if submission is None:
-        return Tracked(row, task, ResultState.NOT_SUBMITTED)
-    tracked = Tracked(row, task, ResultState.PENDING, session_id=submission.session_id,
+        return Tracked(who, ResultState.NOT_SUBMITTED)
+    tracked = Tracked(who, ResultState.PENDING, session_id=submission.session_id,
                       sent_at=submission.sendings[-1][0] if submission.sendings else "")
     if submission.event == "sending":
         tracked.state = ResultState.IN_DOUBT
@@ -176,7 +200,7 @@ class JobState:
         submissions = job.tail.submissions
         for row, task in enumerate(manifest.tasks(), 1):
             job.by_key[task.key] = len(job.tracked)
-            job.tracked.append(track(row, task, submissions.get(task.key),
+            job.tracked.append(track(TaskIdentity.of(row, task), submissions.get(task.key),
                                      job.results.get(task.key)))
         return job
 
@@ -189,17 +213,11 @@ class JobState:
             if index is None or self.tracked[index].work is not Work.NOTHING:
                 continue
             old = self.tracked[index]
-            new = track(old.row, old.task, self.tail.submissions.get(key), self.results.get(key))
+            new = track(old.who, self.tail.submissions.get(key), self.results.get(key))
             if (new.state, new.task_id) != (old.state, old.task_id):
                 self.tracked[index] = new
                 placed.append(new)
         return placed
-
-
-def sub_app_id(tracked: Tracked) -> int | None:
-    """The vod SubAppId the task was created in (its polls must name it)."""
-    value = tracked.task.params.get("SubAppId")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def monotonic_of(ts: str) -> float:
