@@ -3,15 +3,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
+import socket
 from pathlib import Path
 
 import pytest
 
+from batcher.api.services import DESCRIBE_AIGC_IMAGE_TASK, MPS
+from batcher.results.caller import ApiCaller, CallerSettings, EndpointUnreachable
 from batcher.results.names import file_name
 from batcher.results.outcomes import Stage, read_generation
 from batcher.results.schedule import PollSchedule, PollTiming
+from batcher.run.limiter import RateLimiter
+from batcher.run.rate_stores.memory import MemoryStore
+from batcher.run.retry import RetryPolicy
 from batcher.state.regeneration import RegenerationRules, plan_regenerations
 from batcher.state.results_ledger import (
     DownloadedFile,
@@ -23,6 +30,8 @@ from batcher.state.results_ledger import (
     results_ledger_path,
 )
 from batcher.state.submissions import read_submissions
+from batcher.wire.client import AigcClient, ClientSettings
+from batcher.wire.credentials import Credentials
 
 KEY = "0123456789abcdef0123456789abcdef"
 OTHER = "fedcba9876543210fedcba9876543210"
@@ -77,10 +86,14 @@ async def test_results_ledger_round_trips_every_event_and_has_its_own_lock(tmp_p
 
 def test_submit_ledger_is_read_without_its_torn_or_half_written_tail(tmp_path):
     ledger = tmp_path / "job.ledger.jsonl"
-    write_lines(ledger, sending(KEY, "s1"), submitted(KEY, "T1", "s1"), tail=b'{"ts":"20')
+    duplicate = {**submitted(OTHER, "", "s2"), "event": "duplicate"}
+    del duplicate["task_id"]
+    write_lines(ledger, sending(KEY, "s1"), submitted(KEY, "T1", "s1"), sending(OTHER, "s2"),
+                duplicate, tail=b'{"ts":"20')
     submissions = read_submissions(ledger)
     assert submissions[KEY].event == "submitted" and submissions[KEY].task_id == "T1"
-    assert submissions[KEY].sending_times("s1") == ["2026-12-01T10:00:00.000Z"]
+    assert submissions[OTHER].event == "duplicate" and submissions[OTHER].task_id == ""
+    assert submissions[OTHER].sending_times("s2") == ["2026-12-01T10:00:00.000Z"]
 
 
 @pytest.mark.parametrize("rules, planned", [
@@ -190,3 +203,23 @@ def test_back_off_keeps_polls_near_a_few_per_task_whatever_the_generation_time()
 def test_finished_tasks_are_asked_once():
     polls, _ = simulate(PollTiming(first_poll_age=0), [0.0] * 100, start=10)
     assert polls == 1
+
+
+async def test_caller_stops_the_run_when_nothing_reached_the_endpoint_for_30_s():
+    with socket.socket() as unused:  # a port nobody listens on: connection refused
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    now = [0.0]
+    limiter = RateLimiter(MemoryStore(), scope="t", service="mps",
+                          action=DESCRIBE_AIGC_IMAGE_TASK, rate=0)
+    settings = CallerSettings(retry=RetryPolicy(max_attempts=2, base_delay=0.001))
+    async with AigcClient(Credentials("AKIDtest", "key"),
+                          ClientSettings(endpoint=f"http://127.0.0.1:{port}")) as client:
+        caller = ApiCaller(client, {("mps", DESCRIBE_AIGC_IMAGE_TASK): limiter}, settings,
+                           stop=asyncio.Event(), clock=lambda: now[0])
+        answer = await caller.call(MPS, DESCRIBE_AIGC_IMAGE_TASK, {"TaskId": "t"})
+        assert answer.code == "NetworkError"  # within 30 s: the task is simply asked later
+        now[0] = 31.0
+        with pytest.raises(EndpointUnreachable) as stopped:
+            await caller.call(MPS, DESCRIBE_AIGC_IMAGE_TASK, {"TaskId": "t"})
+    assert stopped.value.exit_code == 75

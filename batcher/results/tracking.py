@@ -80,7 +80,7 @@ class Tracked:
     files: tuple[DownloadedFile, ...] = ()
     error_code: str = ""
     error_message: str = ""
-    sending_times: list[str] = field(default_factory=list)
+    sending_times: tuple[str, ...] = ()
 
     @property
     def row(self) -> int:
@@ -155,7 +155,7 @@ def _track_duplicate(
         tracked.fail(ResultState.LOST, "TaskIdNotRecovered", record.lost_reason)
     else:
         tracked.work = Work.RECOVER
-        tracked.sending_times = submission.sending_times(session_id)
+        tracked.sending_times = tuple(submission.sending_times(session_id))
 
 
 def _apply_results(tracked: Tracked, record: ResultRecord | None) -> None:

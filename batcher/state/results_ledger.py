@@ -163,7 +163,7 @@ class ResultRecord:
     """The last `generation_failed` line's error."""
     lost_reason: str = ""
     lost_session_id: str = ""
-    failed_task_ids: set[str] = field(default_factory=set)
+    failed_task_ids: frozenset[str] = frozenset()
     """Every TaskId whose generation failed: its size numbers the next regeneration."""
 
     def about(self, task_id: str) -> bool:
@@ -239,7 +239,7 @@ def _apply(obj: dict[str, Any], records: dict[str, ResultRecord]) -> bool:
         record.downloaded = tuple(_downloaded_files(obj.get("files")))
     elif event is ResultEvent.GENERATION_FAILED:
         record.error = _error(obj.get("error"))
-        record.failed_task_ids.add(task_id)
+        record.failed_task_ids = record.failed_task_ids | {task_id}  # rare: most never fail
     elif event is ResultEvent.LOST:
         record.lost_reason = str(obj.get("reason") or "")
         record.lost_session_id = str(obj.get("session_id") or "")

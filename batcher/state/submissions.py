@@ -162,6 +162,8 @@ def _apply(obj: dict[str, Any], into: dict[str, Submission], keys: Container[str
     if isinstance(session_id, str) and session_id:
         submission.session_id = session_id
     submission.task_id = str(obj.get("task_id") or "") if event == "submitted" else ""
+    if event == "submitted":
+        submission.sendings.clear()  # only a duplicate's window needs them: a TaskId is known
     if event == "sending":
         submission.sendings.append((str(obj.get("ts", "")), str(session_id or "")))
         del submission.sendings[:-KEPT_SENDING_TIMES]
