@@ -41,7 +41,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                          "(default %(default)s); exit 75")
     collect.add_argument("--poll-rate", type=float, metavar="R",
                          help="lower every poll action's cap to R requests per second "
-                         "(caps: vod 100/s, mps 20/s)")
+                         "(caps: vod 100/s, mps 20/s; 0 lifts them, for the emulator only)")
     collect.add_argument("--max-runtime", type=parse_duration, metavar="DURATION",
                          help="stop after this long (e.g. 50m); exit 75")
     collect.add_argument("--endpoint", help=f"send requests to this URL (env {ENDPOINT_ENV})")
