@@ -67,6 +67,8 @@ def cli_env(**extra: str) -> dict[str, str]:
         "TENCENTCLOUD_SECRET_ID": SECRET_ID,
         "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
         "LANG": "C.UTF-8",
+        # No test may reach a real instance metadata service: a closed loopback port instead.
+        "BATCHER_METADATA_URL": "http://127.0.0.1:9/latest/meta-data/",
     }
     env.update(extra)
     return env

@@ -46,7 +46,7 @@ async def test_an_interrupted_batch_resumes_with_only_the_tasks_not_done(tmp_pat
         stats = emulator.stats(include_sessions=True)["services"]["vod"]
     assert first.exit_code is ExitCode.TIME_LIMIT
     assert 0 < done_first < 30
-    assert first.summaries[0].services["vod"]["left"] == 30 - done_first
+    assert first.summaries[0].services["vod"]["not_sent"] == 30 - done_first
     assert second.exit_code is ExitCode.OK
     assert second.summaries[0].services["vod"]["submitted"] == 30 - done_first
     assert stats["created"] == 30 and stats["requests"] == 30, "no task was sent twice"

@@ -14,11 +14,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from batcher.api.services import DEFAULT_SITE, SITES
 from batcher.cli.options import ENDPOINT_ENV, add_json, add_ledger, parse_duration
 from batcher.exceptions import UsageError
+from batcher.wire.credentials import ENV_PROFILE
 
 if TYPE_CHECKING:
     from batcher.cli.collect_run import CollectRunOptions
+    from batcher.exceptions import BatcherError
     from batcher.results.collector import CollectJob
 
 DEFAULT_TIMEOUT_TEXT = "1h"
@@ -44,7 +47,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                          "(caps: vod 100/s, mps 20/s; 0 lifts them, for the emulator only)")
     collect.add_argument("--max-runtime", type=parse_duration, metavar="DURATION",
                          help="stop after this long (e.g. 50m); exit 75")
-    collect.add_argument("--endpoint", help=f"send requests to this URL (env {ENDPOINT_ENV})")
+    collect.add_argument(
+        "--endpoint", action="append", default=[], metavar="[SERVICE=]URL",
+        help=f"send every service's requests to URL (e.g. the emulator), or one service's with "
+        f"vod=URL / mps=URL (repeatable; env {ENDPOINT_ENV})")
+    collect.add_argument("--site", choices=SITES, default=DEFAULT_SITE,
+                         help="public hosts: intl (default) or mainland")
+    collect.add_argument("--profile", help=f"section of the credentials file to use (env "
+                         f"{ENV_PROFILE}; default [default])")
     collect.add_argument("--region", help="X-TC-Region header (the API does not require one)")
     collect.add_argument("--rate-store", metavar="URL",
                          help=f"share the caps through this store (env {RATE_STORE_ENV}): "
@@ -58,52 +68,54 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     collect.add_argument("--metrics-file", type=Path, metavar="PATH",
                          help="write Prometheus text-format metrics here (atomically, at the "
                          "end), with the tasks per result state")
-    collect.set_defaults(handler=run)
+    collect.set_defaults(handler=run, on_error=record_failure)
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
     from batcher.cli.collect_run import run_collect
     from batcher.cli.logs import configure_logging
-    from batcher.exceptions import BatcherError, ExitCode
 
     configure_logging(log_format=args.log_format, log_file=args.log_file, quiet=args.quiet)
-    log = logging.getLogger("batcher")
-    try:
-        options = _options(args)
-        return run_collect(options)
-    except BatcherError as error:
-        # Every run leaves its error in the log file and its exit code in the metrics (SPEC §2).
-        if args.log_file is not None:
-            log.error("%s", error)
-        if args.metrics_file is not None:
-            from batcher.cli.collect_report import write_failed_metrics
+    return run_collect(_options(args))
 
-            write_failed_metrics(args.metrics_file, error.exit_code)
-        raise
-    except KeyboardInterrupt:
-        return ExitCode.SIGINT
+
+def record_failure(args: argparse.Namespace, error: BatcherError) -> None:
+    """A run stopped by an error still tells cron: the error goes to --log-file and its exit
+    code to --metrics-file (`batcher.cli.main` calls this once, where it catches the error)."""
+    from batcher.cli.collect_report import write_failed_metrics
+    from batcher.cli.logs import configure_logging
+
+    if args.log_file is not None:
+        logger = configure_logging(log_format=args.log_format, log_file=args.log_file,
+                                   quiet=args.quiet)
+        for line in str(error).splitlines():
+            logger.error("%s", line)
+        logger.info("collect ended, exit code %d: %s", error.exit_code, type(error).__name__)
+    if args.metrics_file is not None:
+        write_failed_metrics(args.metrics_file, error.exit_code)
 
 
 def _options(args: argparse.Namespace) -> CollectRunOptions:
     from batcher.cli.collect_run import CollectRunOptions
+    from batcher.cli.submit import parse_endpoints, split_endpoints
     from batcher.results.collector import CollectSettings
     from batcher.run.rate_stores import default_store_url
-    from batcher.wire.client import ClientSettings, check_endpoint
-    from batcher.wire.credentials import load_credentials
+    from batcher.wire.client import ClientSettings
+    from batcher.wire.credentials import CredentialSources, find_credentials
 
     if args.poll_rate is not None and args.poll_rate < 0:
         raise UsageError("--poll-rate must be positive (it can only lower the API's caps)")
-    credentials = load_credentials(os.environ, Path.home())
+    credentials = find_credentials(
+        CredentialSources.standard(os.environ, Path.home(), args.profile))
     jobs = load_jobs(args.manifests, args.ledger, args.out)
-    endpoint = args.endpoint or os.environ.get(ENDPOINT_ENV) or None
+    endpoint, endpoints = parse_endpoints(
+        args.endpoint or split_endpoints(os.environ.get(ENDPOINT_ENV)))
     store = args.rate_store or os.environ.get(RATE_STORE_ENV) or default_store_url(
         os.environ, Path.home())
     return CollectRunOptions(
         jobs=jobs,
         credentials=credentials,
-        client=ClientSettings(endpoint=check_endpoint(endpoint) if endpoint else None,
+        client=ClientSettings(endpoint=endpoint, endpoints=endpoints, site=args.site,
                               region=args.region),
         settings=CollectSettings(wait=args.wait, timeout=args.timeout,
                                  max_runtime=args.max_runtime, poll_rate=args.poll_rate),

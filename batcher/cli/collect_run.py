@@ -34,13 +34,13 @@ from batcher.run.eventloop import run as run_event_loop
 from batcher.run.limiter import RateLimiter
 from batcher.run.rate_stores import open_store
 from batcher.wire.client import AigcClient, ClientSettings
-from batcher.wire.credentials import Credentials
+from batcher.wire.credentials import Credentials, CredentialsProvider, StaticCredentials
 
 
 @dataclass(frozen=True, slots=True)
 class CollectRunOptions:
     jobs: Sequence[CollectJob]
-    credentials: Credentials
+    credentials: Credentials | CredentialsProvider
     client: ClientSettings
     settings: CollectSettings
     rate_store: str
@@ -67,14 +67,18 @@ def run_collect(options: CollectRunOptions) -> int:
 
 
 async def _collect(options: CollectRunOptions) -> CollectResult:
+    credentials = options.credentials
+    if isinstance(credentials, Credentials):
+        credentials = StaticCredentials(credentials)
+    scope = (await credentials.current()).secret_id  # the CVM role's first fetch: none, no run
     store = open_store(options.rate_store)
     observer, close = _observer(options)
     try:
-        async with AigcClient(options.credentials, options.client) as client:
+        async with AigcClient(credentials, options.client) as client:
 
             def limiter_for(service: str, action: str, rate: float) -> RateLimiter:
-                return RateLimiter(store, scope=options.credentials.secret_id, service=service,
-                                   action=action, rate=rate)
+                return RateLimiter(store, scope=scope, service=service, action=action,
+                                   rate=rate)
 
             collector = Collector(options.jobs, options.settings, client, limiter_for, observer)
             return await collector.run()

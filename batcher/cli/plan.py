@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batcher.cli.options import add_json, add_ledger, add_rate, add_resume_rules
-from batcher.exceptions import ExitCode
+from batcher.exceptions import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from batcher.manifest import Manifest
@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     plan = commands.add_parser("plan", help="expand and validate a manifest; send nothing")
-    plan.add_argument("manifest", type=Path, metavar="MANIFEST")
-    add_ledger(plan, "ledger to compare with (default beside it)")
+    plan.add_argument("manifests", nargs="+", type=Path, metavar="MANIFEST",
+                      help="YAML or CSV manifest(s), or a directory of them")
+    add_ledger(plan, "ledger to compare with (default beside each manifest)")
     add_rate(plan, "rate used for the time estimate (default %(default)s)")
     add_resume_rules(plan)
     add_json(plan, 'one line per task: {"key", "service", "session_id", "params"}')
@@ -37,19 +38,23 @@ def run(args: argparse.Namespace) -> int:
     from batcher.state.ledger import replay
 
     configure_logging()
-    [path] = expand_manifest_paths([args.manifest])
-    manifest = load_manifest(path)
-    if args.json:
-        manifest.validate()
-        write_task_lines(manifest)
-        return ExitCode.OK
-    ledger_path = args.ledger or default_ledger_path(path)
+    paths = expand_manifest_paths(args.manifests)
+    if args.ledger is not None and len(paths) > 1:
+        raise UsageError("--ledger names one ledger, but several manifests were given: leave "
+                         "it out (each manifest's ledger is <stem>.ledger.jsonl beside it)")
     rules = ResumeRules(retry_failed=args.retry_failed, resend_in_doubt=args.resend_in_doubt)
-    # One pass: validation and the ledger comparison together (plan takes no lock: it only
-    # reads, and a ledger is append-only).
-    plans = plan_manifest(manifest, replay(ledger_path), rules)
-    report = PlanReport(str(manifest.path), manifest.batch, str(ledger_path), args.rate, plans)
-    print(render_plan(report))
+    for path in paths:
+        manifest = load_manifest(path)
+        if args.json:
+            manifest.validate()
+            write_task_lines(manifest)
+            continue
+        ledger_path = args.ledger or default_ledger_path(path)
+        # One pass: validation and the ledger comparison together (plan takes no lock: it only
+        # reads, and a ledger is append-only).
+        plans = plan_manifest(manifest, replay(ledger_path), rules)
+        print(render_plan(PlanReport(str(manifest.path), manifest.batch, str(ledger_path),
+                                     args.rate, plans)))
     return ExitCode.OK
 
 

@@ -36,7 +36,7 @@ from batcher.state.completion import (
 from batcher.state.ledger import LedgerReplay, LedgerWriter, open_ledger, replay
 from batcher.state.regeneration import RegenerationRules, plan_regenerations
 from batcher.wire.client import AigcClient, ClientSettings
-from batcher.wire.credentials import Credentials
+from batcher.wire.credentials import Credentials, CredentialsProvider, StaticCredentials
 
 log = logging.getLogger("batcher")
 
@@ -68,12 +68,21 @@ class SubmitResult:
     summaries: list[JobSummary]
     exit_code: ExitCode
     stop_detail: str
+    account_error: bool = False
+    """Stopped by an error that fails every task of the account (`stop_detail`: CODE: message)."""
 
 
-async def run_submit(options: SubmitOptions, credentials: Credentials) -> SubmitResult:
+async def run_submit(
+    options: SubmitOptions, credentials: Credentials | CredentialsProvider
+) -> SubmitResult:
     """Lock, replay and plan each manifest, run the pipeline, close the ledgers, judge the run.
 
-    ManifestError (exit 2) or LedgerLocked (exit 3) before anything is sent."""
+    CredentialsError (no CVM role either), ManifestError (exit 2) or LedgerLocked (exit 3)
+    before anything is sent."""
+    if isinstance(credentials, Credentials):
+        credentials = StaticCredentials(credentials)
+    found = await credentials.current()  # the CVM role's first fetch: no role, no run
+    log.debug("credentials: %s", found)
     async with contextlib.AsyncExitStack() as stack:
         new_ledgers = [item.ledger for item in options.manifests if not item.ledger.exists()]
         writers: list[LedgerWriter] = []
@@ -204,7 +213,7 @@ def _judge(result: RunResult) -> SubmitResult:
     stop = result.stop
     detail = stop.detail if stop else ""
     if stop is not None and stop.reason is StopReason.RUN_STOPPING_ERROR:
-        return SubmitResult(summaries, ExitCode.USAGE, detail)
+        return SubmitResult(summaries, ExitCode.USAGE, detail, account_error=True)
     if stop is not None and stop.reason is StopReason.SIGINT:
         return SubmitResult(summaries, ExitCode.SIGINT, detail)
     if stop is not None and stop.reason is StopReason.SIGTERM:

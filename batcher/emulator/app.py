@@ -82,6 +82,12 @@ def make_app(config: EmulatorConfig | None = None) -> web.Application:
     return app
 
 
+def _local_port(request: web.Request) -> int | None:
+    """The port the request arrived on (what its `Host` header must name)."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return int(sockname[1]) if isinstance(sockname, tuple) and len(sockname) >= 2 else None
+
+
 class _Endpoint:
     """The request handlers, with the per-instance machinery they share."""
 
@@ -127,7 +133,8 @@ class _Endpoint:
             done(OUTCOME_HTTP_502)
             return await self._answer(_bad_gateway(self._date(now)))
 
-        verdict = verify(headers=headers, body=body, auth=auth, config=config, now=now)
+        verdict = verify(headers=headers, body=body, auth=auth, config=config, now=now,
+                         own_port=_local_port(request))
         if isinstance(verdict, ApiError):
             done(verdict.code)
             return await self._error(verdict, request_id, now)

@@ -46,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="its SecretKey (default: $TENCENTCLOUD_SECRET_KEY, else the emulator's test key)",
     )
     parser.add_argument(
+        "--token",
+        help="make --secret-id/--secret-key temporary credentials, accepted only with this "
+        "X-TC-Token (default: $TENCENTCLOUD_TOKEN; none = permanent, a token is refused)",
+    )
+    parser.add_argument(
         "--rate",
         type=_non_negative_int,
         default=None,
@@ -202,9 +207,11 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         image_bytes=args.image_bytes,
         url_ttl=args.url_ttl,
     )
+    token = args.token or os.environ.get("TENCENTCLOUD_TOKEN") or None
     return EmulatorConfig(
         secret_id=secret_id,
         secret_key=secret_key,
+        token=token,
         rate=args.rate,
         poll_rate=args.poll_rate,
         generation=generation,

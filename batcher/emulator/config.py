@@ -82,6 +82,17 @@ class FaultConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TemporaryKey:
+    """Temporary credentials (STS, a CVM role) the emulator accepts: only with their token, and
+    only until `expires_at` (Unix seconds on the emulator's clock; None = no end)."""
+
+    secret_id: str
+    secret_key: str = field(repr=False)
+    token: str = field(repr=False)
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationConfig:
     """How created tasks live: how long they take, which fail, what files they leave (SPEC §9).
 
@@ -119,6 +130,11 @@ class EmulatorConfig:
 
     secret_id: str = DEFAULT_SECRET_ID
     secret_key: str = field(default=DEFAULT_SECRET_KEY, repr=False)
+    token: str | None = field(default=None, repr=False)
+    """With a token, `secret_id`/`secret_key` are temporary credentials: a request must carry
+    this `X-TC-Token`. Without one they are permanent, and a request with a token is refused."""
+    temporary_keys: tuple[TemporaryKey, ...] = ()
+    """More temporary credentials accepted besides `secret_id` (e.g. a CVM role's, rotating)."""
     rate: int | None = None
     """Creations per rolling second per service; None = the registry's cap (20).
 
@@ -154,6 +170,17 @@ class EmulatorConfig:
             raise ValueError("every SubAppId must be a positive integer")
         if not self.secret_id or not self.secret_key:
             raise ValueError("the secret id and the secret key must not be empty")
+
+    def key_for(self, secret_id: str) -> TemporaryKey | tuple[str, None] | None:
+        """The credentials `secret_id` names: a `TemporaryKey`, (permanent key, None), or None."""
+        if secret_id == self.secret_id:
+            if self.token is not None:
+                return TemporaryKey(self.secret_id, self.secret_key, self.token)
+            return (self.secret_key, None)
+        for key in self.temporary_keys:
+            if key.secret_id == secret_id:
+                return key
+        return None
 
     def rate_for(self, service: Service) -> int:
         """The creation cap applied to `service`: requests per rolling second, 0 = unlimited."""

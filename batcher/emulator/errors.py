@@ -55,6 +55,21 @@ _MESSAGES: dict[str, str] = {
 }
 
 
+def token_failure(detail: str) -> ApiError:
+    """`AuthFailure.TokenFailure` (the common code for a missing, wrong or expired token)."""
+    return ApiError("AuthFailure.TokenFailure", f"Token error. {detail}")
+
+
+def wrong_host(host: str) -> ApiError:
+    """A `Host` header that is not this endpoint's. The real API's answer is not documented;
+    it derives the signature from its own host, so the closest real code is SignatureFailure."""
+    return ApiError(
+        "AuthFailure.SignatureFailure",
+        f"The Host header `{host[:100]}` is not this endpoint's host: send Host as host[:port] "
+        "of the URL, with no scheme or user info.",
+    )
+
+
 def known(code: str) -> ApiError:
     """The error `code` with its real message (a neutral one for codes not listed above)."""
     message = _MESSAGES.get(code)

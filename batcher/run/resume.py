@@ -87,6 +87,8 @@ class ServicePlan:
     """How many tasks of one service fall under each decision."""
 
     decisions: Counter[Decision] = field(default_factory=Counter)
+    not_sent: int = 0
+    """Of the tasks to send, those the ledger has never seen (the rest are sent again)."""
 
     @property
     def total(self) -> int:
@@ -118,8 +120,11 @@ def plan_manifest(
 
     def tally(task: Task) -> None:
         state = ledger.state_of(task.key)
+        plan = plans[task.service]
         decision, _ = decide_task(task, state, regenerations.get(task.key), rules)
-        plans[task.service].decisions[decision] += 1
+        plan.decisions[decision] += 1
+        if state is TaskState.PENDING:
+            plan.not_sent += 1
 
     if len(ledger) == 0:
         # A new batch: every task is sent, so no task needs its key yet (keys are most of the
@@ -127,6 +132,7 @@ def plan_manifest(
         report = manifest.validate()
         for name, count in report.tasks_per_service.items():
             plans[name].decisions[Decision.SEND] = count
+            plans[name].not_sent = count
     else:
         manifest.validate(on_task=tally)
     return {name: plan for name, plan in plans.items() if plan.total}
