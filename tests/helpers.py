@@ -68,6 +68,8 @@ def cli_env(**extra: str) -> dict[str, str]:
         "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
         "LANG": "C.UTF-8",
     }
+    if "XDG_STATE_HOME" in os.environ:  # the test's own (conftest): its default rate store
+        env["XDG_STATE_HOME"] = os.environ["XDG_STATE_HOME"]
     env.update(extra)
     return env
 

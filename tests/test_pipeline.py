@@ -34,13 +34,15 @@ def emulator_config(**overrides) -> EmulatorConfig:
 async def submit(manifest: Path, url: str, *, credentials: Credentials = CREDENTIALS,
                  rate: float = 0, retry: RetryPolicy = FAST_RETRY,
                  rules: ResumeRules | None = None, max_runtime: float | None = None,
-                 ledger: Path | None = None) -> SubmitResult:
+                 ledger: Path | None = None, rate_store: str = "memory") -> SubmitResult:
+    """One in-process run; `rate_store` as `--rate-store` (memory: this run's cap alone)."""
     loaded = load_manifest(manifest)
     options = SubmitOptions(
         manifests=[ManifestRun(loaded, ledger or manifest.with_suffix(".ledger.jsonl"))],
         client=ClientSettings(endpoint=url, request_timeout=5),
         run=RunSettings(rate=rate, retry=retry, rules=rules or ResumeRules(),
                         max_runtime=max_runtime, handle_signals=False, seed=1),
+        rate_store=rate_store,
         progress="none",
     )
     return await run_submit(options, credentials)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batcher.cli.options import (
+    DEFAULT_STORE_TIMEOUT,
     ENDPOINT_ENV,
     add_json,
     add_ledger,
@@ -36,6 +37,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_resume_rules(submit)
     submit.add_argument("--max-runtime", type=parse_duration, metavar="DURATION",
                         help="stop taking new tasks after this long (e.g. 50m, 2h, 90s); exit 75")
+    submit.add_argument("--rate-store", metavar="URL",
+                        help="where send slots are reserved, shared by every process naming it: "
+                        "redis://HOST:PORT/DB, file:PATH or memory (env BATCHER_RATE_STORE; "
+                        "default: a file in $XDG_STATE_HOME/batcher/, else "
+                        "~/.local/state/batcher/)")
+    submit.add_argument("--store-timeout", type=parse_duration, metavar="DURATION",
+                        default=DEFAULT_STORE_TIMEOUT,
+                        help="stop (exit 75) when the rate store does not answer for this long "
+                        "(default %(default)gs)")
     submit.add_argument("--quiet", action="store_true", help="no progress and no summary")
     add_json(submit, "the summary as one JSON object")
     submit.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
@@ -54,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from batcher.cli.submit_run import SubmitOptions, run_submit
     from batcher.run.eventloop import run as run_event_loop
     from batcher.run.pipeline import RunSettings
+    from batcher.run.rate_stores import RATE_STORE_ENV, default_store_url
     from batcher.run.resume import ResumeRules
     from batcher.wire.client import ClientSettings, check_endpoint
     from batcher.wire.credentials import load_credentials
@@ -68,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     endpoint = args.endpoint or os.environ.get(ENDPOINT_ENV) or None
     if endpoint:
         endpoint = check_endpoint(endpoint)
+    rate_store = (args.rate_store or os.environ.get(RATE_STORE_ENV)
+                  or default_store_url(os.environ, Path.home()))
     options = SubmitOptions(
         manifests=manifests,
         client=ClientSettings(endpoint=endpoint, region=args.region),
@@ -77,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
             rules=ResumeRules(retry_failed=args.retry_failed,
                               resend_in_doubt=args.resend_in_doubt),
             max_runtime=args.max_runtime,
+            store_timeout=args.store_timeout,
         ),
+        rate_store=rate_store,
         progress="none" if args.quiet else args.progress,
         metrics_file=args.metrics_file,
     )
