@@ -213,13 +213,12 @@ class RateLimiter:
                 now = self.clock()
                 if unreachable_since is None:
                     unreachable_since = now
-                    log.warning("rate store %s does not answer (%s): sending paused",
-                                self.store.description, error)
+                    log.warning("rate store does not answer (%s): sending paused", error)
                 if now - unreachable_since >= self.store_timeout:
                     raise StoreUnreachable(
-                        f"the rate store {self.store.description} did not answer for "
-                        f"{self.store_timeout:g} s ({error}): stopped with nothing sent "
-                        "without a slot; run again once it is back"
+                        f"the rate store did not answer for {self.store_timeout:g} s "
+                        f"({error}): nothing was sent without a slot; run the same command "
+                        "again once it answers"
                     ) from None
                 await asyncio.sleep(STORE_RETRY)
                 continue
