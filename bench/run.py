@@ -10,7 +10,9 @@ from the emulator's own log or the operating system's accounting of the child, s
 2. client cost (cost.py): CPU per request and requests per second with the cap lifted, side by
    side with the official SDK's async client in a plain asyncio.gather loop (sdk_loop.py);
 3. scale (scale.py): `plan` over a million-row CSV and `submit`'s resume over its finished
-   ledger: wall time and peak RSS.
+   ledger: wall time and peak RSS;
+4. shared stores and latency (shared.py): three processes on one rate store (file, Redis, and
+   memory for contrast), and the cap reached when the API answers after 2 s and 5 s.
 
 It prints a table (metric / measured / target / pass) and writes it as JSON to
 bench/results/bench-<UTC time>.json and bench/results/latest.json. Benchmarks print figures; the
@@ -37,12 +39,15 @@ from cost import run_cost
 from procs import precompile_batcher
 from rate import run_rate
 from scale import run_scale
+from shared import run_shared
 from table import Row, describe_machine, machine, render, render_markdown, write_results
 
 RESULTS = Path(__file__).with_name("results")
-SECTIONS = ("rate", "cost", "scale")
-FULL = {"rate_per_service": 1000, "cost_tasks": 5000, "scale_rows": 1_000_000}
-QUICK = {"rate_per_service": 200, "cost_tasks": 1000, "scale_rows": 100_000}
+SECTIONS = ("rate", "cost", "scale", "shared")
+FULL = {"rate_per_service": 1000, "cost_tasks": 5000, "scale_rows": 1_000_000,
+        "shared_per_service": 200}
+QUICK = {"rate_per_service": 200, "cost_tasks": 1000, "scale_rows": 100_000,
+         "shared_per_service": 100}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -56,6 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="InternalError share of the second rate phase (default 0.1)")
     parser.add_argument("--cost-tasks", type=int, help="tasks of the client-cost run")
     parser.add_argument("--scale-rows", type=int, help="rows of the scale manifest")
+    parser.add_argument("--shared-per-service", type=int,
+                        help="tasks per service and process, shared stores and latency")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary directory (manifests, ledgers, emulator logs)")
@@ -79,6 +86,7 @@ def run_sections(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], di
         "rate": lambda: run_rate(workdir, args.rate_per_service, error_rate=args.error_rate),
         "cost": lambda: run_cost(workdir, args.cost_tasks),
         "scale": lambda: run_scale(workdir, args.scale_rows, log),
+        "shared": lambda: run_shared(workdir, args.shared_per_service),
     }
     rows: list[Row] = []
     details: dict[str, Any] = {}

@@ -161,8 +161,7 @@ class _Lane:
     limiter: RateLimiter
     queue: asyncio.Queue[tuple[Job, Task]]
     workers: list[asyncio.Task[None]] = field(default_factory=list)
-    idle: int = 0
-    """Workers not waiting for an answer: when none is left, the lane starts another."""
+    idle: int = 0  # workers not waiting for an answer: when none is left, start another
 
 
 class Pipeline:
@@ -177,8 +176,7 @@ class Pipeline:
         store: RateStore | None = None,
         scope: str = "",
     ) -> None:
-        """`store` holds the send slots (default: this process's memory); `scope` is the
-        account's SecretId, which scopes the store's keys (only its hash reaches the store)."""
+        """`store` holds the send slots (default: memory); `scope`, the SecretId, scopes them."""
         self._client = client
         self._store = store if store is not None else MemoryStore()
         self._scope = scope
