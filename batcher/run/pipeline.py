@@ -41,19 +41,19 @@ from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from batcher.api.services import DEFAULT_RATE, SERVICE_NAMES, Service, ServiceName, get_service
+from batcher.api.services import SERVICE_NAMES, Service, ServiceName, get_service
 from batcher.manifest import Manifest, Task
 from batcher.run.limiter import (
-    DEFAULT_STORE_TIMEOUT,
     PREPARE_AHEAD,
     RateLimiter,
     StoreUnreachable,
     Turn,
 )
 from batcher.run.rate_stores import MemoryStore, RateStore
-from batcher.run.reachability import UNREACHABLE_WINDOW, Reachability
-from batcher.run.resume import Decision, ResumeRules, ServicePlan, decide, is_resend_safe
-from batcher.run.retry import RetryBudget, RetryPolicy
+from batcher.run.reachability import Reachability
+from batcher.run.resume import Decision, ServicePlan, decide, is_resend_safe
+from batcher.run.retry import RetryBudget
+from batcher.run.settings import RunSettings as RunSettings
 from batcher.state.ledger import LedgerReplay, LedgerWriter
 from batcher.wire.client import AigcClient
 from batcher.wire.errors import Accepted, ApiError, ErrorClass, TransportError, is_throttling
@@ -86,24 +86,6 @@ class StopReason(enum.StrEnum):
     RUN_STOPPING_ERROR = "run_stopping_error"
     STORE_UNREACHABLE = "store_unreachable"
     ENDPOINT_UNREACHABLE = "endpoint_unreachable"
-
-
-@dataclass(frozen=True, slots=True)
-class RunSettings:
-    """Everything a run is configured with; built once by the CLI and passed down."""
-
-    rate: float = DEFAULT_RATE
-    """Requests per second per service; 0 lifts the cap (benchmarks against the emulator)."""
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    rules: ResumeRules = field(default_factory=ResumeRules)
-    max_runtime: float | None = None
-    workers_per_service: int = 160
-    """The most requests in flight per service: 20/s × 5 s of latency × a margin of 1.6."""
-    store_timeout: float = DEFAULT_STORE_TIMEOUT
-    """Seconds the rate store may stay unreachable before the run stops (exit 75)."""
-    unreachable_window: float = UNREACHABLE_WINDOW
-    handle_signals: bool = True
-    seed: int | None = None
 
 
 @dataclass(slots=True)
@@ -346,14 +328,17 @@ class Pipeline:
         first_attempt = job.replay.last_attempt(task.key) + 1
         outcome: Accepted | ApiError | TransportError | None = None
         while True:
+            prepared = False
             try:
                 async with lane.limiter.turn(ahead=PREPARE_AHEAD, stop=self._stopping) as turn:
                     if turn is not None:
                         attempt = first_attempt + budget.attempts_made
-                        await self._prepare(turn, job, task, attempt)
+                        prepared = await self._prepare(turn, lane, job, task, attempt)
             except StoreUnreachable as error:
                 self.request_stop(StopCause(StopReason.STORE_UNREACHABLE, str(error)))
                 turn = None
+            if turn is not None and not prepared:  # recorded as not sent
+                return
             if turn is None:  # stopped while waiting for a slot: nothing sent
                 if outcome is not None:
                     await self._stopped_before_retrying(lane, job, task, outcome)
@@ -381,11 +366,21 @@ class Pipeline:
                 await self._stopped_before_retrying(lane, job, task, outcome)
                 return
 
-    async def _prepare(self, turn: Turn, job: Job, task: Task, attempt: int) -> None:
+    async def _prepare(self, turn: Turn, lane: _Lane, job: Job, task: Task, attempt: int) -> bool:
         """The durable `sending` line, then the slot (a fresh one if the write made it stale:
-        sending late would bunch this request up with the next slot's, 21 in one second)."""
+        sending late would bunch this request up with the next slot's, 21 in one second).
+        False when the store failed meanwhile: the task is recorded as not sent, to send again."""
         await job.ledger.sending(task.key, task.service, attempt, task.session_id)
-        await turn.ready()
+        try:
+            await turn.ready()
+        except StoreUnreachable as error:
+            await job.ledger.failed(task.key, task.service, "RateStoreUnreachable",
+                                    f"not sent: {error}", True, None)
+            job.results[(lane.service.name, Result.FAILED)] += 1
+            self._observer.task_settled(job, lane.service.name, Result.FAILED)
+            self.request_stop(StopCause(StopReason.STORE_UNREACHABLE, str(error)))
+            return False
+        return True
 
     async def _stopped_before_retrying(
         self, lane: _Lane, job: Job, task: Task, outcome: Accepted | ApiError | TransportError
