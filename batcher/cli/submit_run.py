@@ -26,6 +26,7 @@ from batcher.cli.report import JobSummary, summarize_job
 from batcher.exceptions import ExitCode, ManifestError
 from batcher.manifest import Manifest
 from batcher.run.pipeline import Job, Pipeline, RunObserver, RunResult, RunSettings, StopReason
+from batcher.run.rate_stores import open_store
 from batcher.run.resume import Decision, ServicePlan, plan_manifest
 from batcher.state.completion import (
     completed_tasks,
@@ -54,6 +55,8 @@ class SubmitOptions:
     manifests: Sequence[ManifestRun]
     client: ClientSettings
     run: RunSettings
+    rate_store: str
+    """The `--rate-store` URL (`batcher.run.rate_stores.open_store`)."""
     progress: str = "auto"
     """`bar`, `lines`, `none`, or `auto` (a bar on a terminal, lines otherwise)."""
     progress_interval: float = 10.0
@@ -84,6 +87,8 @@ async def run_submit(
     found = await credentials.current()  # the CVM role's first fetch: no role, no run
     log.debug("credentials: %s", found)
     async with contextlib.AsyncExitStack() as stack:
+        store = open_store(options.rate_store)  # a bad URL exits 2 before any lock is taken
+        stack.push_async_callback(store.close)
         new_ledgers = [item.ledger for item in options.manifests if not item.ledger.exists()]
         writers: list[LedgerWriter] = []
         for item in options.manifests:
@@ -100,7 +105,8 @@ async def run_submit(
         observer, closers = _observers(options, jobs, metrics)
         try:
             async with AigcClient(credentials, options.client) as client:
-                pipeline = Pipeline(client, jobs, options.run, observer)
+                pipeline = Pipeline(client, jobs, options.run, observer, store,
+                                    scope=found.secret_id)
                 result = await _run_with_metrics(pipeline, metrics, options.metrics_interval)
         finally:
             for close in closers:
@@ -208,6 +214,9 @@ def _observers(
     return ObserverGroup(observers), closers
 
 
+_NOTHING_LOST_STOPS = frozenset({StopReason.STORE_UNREACHABLE, StopReason.ENDPOINT_UNREACHABLE})
+
+
 def _judge(result: RunResult) -> SubmitResult:
     summaries = [summarize_job(job) for job in result.jobs]
     stop = result.stop
@@ -219,6 +228,9 @@ def _judge(result: RunResult) -> SubmitResult:
     if stop is not None and stop.reason is StopReason.SIGTERM:
         return SubmitResult(summaries, ExitCode.SIGTERM, detail)
     left = sum(summary.left for summary in summaries)
+    if stop is not None and stop.reason in _NOTHING_LOST_STOPS:
+        # Stopped from outside the tasks (a store or an endpoint that is down): run again.
+        return SubmitResult(summaries, ExitCode.TIME_LIMIT, detail)
     if stop is not None and stop.reason is StopReason.MAX_RUNTIME and left:
         return SubmitResult(summaries, ExitCode.TIME_LIMIT, detail)
     not_done = sum(summary.not_done for summary in summaries)

@@ -22,6 +22,8 @@ from batcher.run.rate_stores.memory import MemoryStore
 
 __all__ = [
     "RATE_STORE_ENV",
+    "FileStore",
+    "MemoryStore",
     "RateStore",
     "Reservation",
     "StoreUnavailable",
