@@ -163,7 +163,9 @@ async def _stream_to(part: Path, response: aiohttp.ClientResponse) -> tuple[int,
     """Write the body to `part` chunk by chunk, hashing it; fsync before returning."""
     digest = hashlib.sha256()
     size = 0
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    # Creating a file can take milliseconds on a journaling filesystem: not on the event loop.
+    fd = await asyncio.get_running_loop().run_in_executor(
+        None, os.open, part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         async for chunk in response.content.iter_chunked(CHUNK):
             digest.update(chunk)
