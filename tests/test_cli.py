@@ -118,3 +118,22 @@ async def test_secret_key_never_appears_in_output_ledger_or_logs(tmp_path):
     for text in (stdout, stderr, (tmp_path / "run.log").read_text(),
                  manifest.with_suffix(".ledger.jsonl").read_text()):
         assert secret not in text
+
+
+async def test_a_manifest_with_no_task_exits_2_naming_the_file(tmp_path):
+    manifest = tmp_path / "empty.csv"
+    manifest.write_text("Prompt,SubAppId,ModelName,ModelVersion\n", encoding="utf-8")
+    code, stdout, stderr = await run_cli("plan", str(manifest))
+    assert code == 2 and not stdout
+    assert stderr.strip() == (f"batcher: {manifest}: no task: the CSV has a header but no "
+                              "rows: add one row per task")
+
+
+async def test_plan_json_of_a_manifest_invalid_at_its_last_row_prints_no_task(tmp_path):
+    manifest = tmp_path / "late-error.csv"
+    rows = "".join(f"prompt {n},251007502,GEM,2.5\n" for n in range(50))
+    manifest.write_text("Prompt,SubAppId,ModelName,ModelVersion\n" + rows + "last,x,GEM,2.5\n",
+                        encoding="utf-8")
+    code, stdout, stderr = await run_cli("plan", str(manifest), "--json")
+    assert code == 2 and stdout == ""
+    assert f"{manifest}:row 52" in stderr and "Traceback" not in stderr

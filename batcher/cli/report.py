@@ -11,10 +11,12 @@ import json
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from batcher.run.pipeline import Job, Result
 from batcher.run.resume import Decision, ServicePlan
+
+if TYPE_CHECKING:
+    from batcher.run.pipeline import Job
 
 SUMMARY_COLUMNS = (
     "done_before",
@@ -58,6 +60,10 @@ class JobSummary:
 
 
 def summarize_job(job: Job) -> JobSummary:
+    # Late: the pipeline brings aiohttp, which `plan` and `status` (users of this module) never
+    # need.
+    from batcher.run.pipeline import Result
+
     services: dict[str, dict[str, int]] = {}
     names = {s for s, _ in job.results} | {s for s, _ in job.held} | set(job.left)
     for service in sorted(names):

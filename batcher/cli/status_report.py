@@ -18,7 +18,8 @@ from typing import Any
 
 from batcher.cli.report import NOT_SENT, render_table
 from batcher.manifest import Manifest
-from batcher.state.ledger import FailureGroup, TaskState, replay
+from batcher.state.events import FailureGroup, TaskState
+from batcher.state.replay import replay
 from batcher.state.results_ledger import replay_results, results_ledger_path
 
 STATE_NAMES = {
@@ -58,6 +59,8 @@ class StatusReport:
 
 def status_report(ledger_path: Path, manifest: Manifest | None) -> StatusReport:
     ledger = replay(ledger_path)
+    # The manifest's keys, to count its generation states, only when collect has written any.
+    keys: set[str] | None = set() if results_ledger_path(ledger_path).exists() else None
     if manifest is None:
         states = {
             service: {STATE_NAMES[state]: n for state, n in counts.items() if n}
@@ -68,9 +71,10 @@ def status_report(ledger_path: Path, manifest: Manifest | None) -> StatusReport:
         for task in manifest.tasks():
             state = ledger.state_of(task.key)
             tally.setdefault(task.service, Counter())[STATE_NAMES[state]] += 1
+            if keys is not None:
+                keys.add(task.key)
         states = {service: dict(counts) for service, counts in sorted(tally.items())}
     failures = sorted(ledger.failures_by_code().values(), key=lambda f: (-f.count, f.code))
-    keys = None if manifest is None else {task.key for task in manifest.tasks()}
     return StatusReport(
         ledger=str(ledger_path),
         manifest=str(manifest.path) if manifest else None,
@@ -82,10 +86,12 @@ def status_report(ledger_path: Path, manifest: Manifest | None) -> StatusReport:
 
 
 def _generation_states(ledger_path: Path, keys: set[str] | None) -> dict[str, dict[str, int]]:
+    """Last result event -> keys, per service (`keys`: the manifest's only; None: no results
+    ledger, or no manifest to restrict to)."""
     results = replay_results(results_ledger_path(ledger_path))
     tally: dict[str, Counter[str]] = {}
     for key, record in results.records.items():
-        if keys is None or key in keys:
+        if not keys or key in keys:
             tally.setdefault(record.service, Counter())[str(record.event)] += 1
     return {service: dict(counts) for service, counts in sorted(tally.items())}
 

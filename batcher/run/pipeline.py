@@ -51,7 +51,7 @@ from batcher.run.limiter import (
 )
 from batcher.run.rate_stores import MemoryStore, RateStore
 from batcher.run.reachability import Reachability
-from batcher.run.resume import Decision, ServicePlan, decide_task, is_resend_safe
+from batcher.run.resume import Decision, ServicePlan, decide_task, is_resend_safe, regenerated
 from batcher.run.retry import RetryBudget
 from batcher.run.settings import RunSettings as RunSettings
 from batcher.state.ledger import LedgerReplay, LedgerWriter
@@ -293,11 +293,11 @@ class Pipeline:
         the last of them, and the tasks passed over (done, held) are not counted again."""
         rules = self._settings.rules
         passed_over = 0
-        for task in job.manifest.tasks(service):
+        for task in job.manifest.tasks(service, start=job.plans[service].send_from or 0):
             state = job.replay.state_of(task.key)
-            decision, task = decide_task(task, state, job.regenerations.get(task.key), rules)
-            if decision is Decision.SEND:
-                yield job, task
+            regeneration = job.regenerations.get(task.key)
+            if decide_task(task, state, regeneration, rules) is Decision.SEND:
+                yield job, task if regeneration is None else regenerated(task, regeneration.number)
                 count -= 1
                 if count == 0:
                     return

@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from batcher.api.services import SERVICE_NAMES, get_service
-from batcher.manifest import Manifest, Task
+from batcher.manifest import Manifest, Task, TaskKey
 from batcher.manifest.keys import session_id_for
-from batcher.state.ledger import LedgerReplay, TaskState
+from batcher.state.events import TaskState
 from batcher.state.regeneration import Regeneration
+from batcher.state.replay import LedgerReplay
 
 
 class Decision(enum.StrEnum):
@@ -61,23 +62,32 @@ def decide(state: TaskState, service: str, session_id: str | None, rules: Resume
 
 
 def decide_task(
-    task: Task, state: TaskState, regeneration: Regeneration | None, rules: ResumeRules
-) -> tuple[Decision, Task]:
-    """What this run does with `task`, and the task to send (a regeneration's own SessionId)."""
+    task: Task | TaskKey, state: TaskState, regeneration: Regeneration | None,
+    rules: ResumeRules,
+) -> Decision:
+    """`decide` for a task whose next submission may be a regeneration (then it is sent even
+    when done if `regeneration.resend`, and judged with the regeneration's SessionId)."""
     if regeneration is None:
-        return decide(state, task.service, task.session_id, rules), task
-    task = regenerated(task, regeneration.number)
+        return decide(state, task.service, task.session_id, rules)
     if regeneration.resend and state.is_done:
-        return Decision.SEND, task
-    return decide(state, task.service, task.session_id, rules), task
+        return Decision.SEND
+    session_id = regeneration_session_id(task, regeneration.number)
+    return decide(state, task.service, session_id, rules)
+
+
+def regeneration_session_id(task: Task | TaskKey, number: int) -> str | None:
+    """The SessionId regeneration `number` of `task` carries: derived from its key and the
+    number on a service that dedups by SessionId (its own SessionId, if any, is replaced)."""
+    if not get_service(task.service).dedups_session_id:
+        return task.session_id
+    return session_id_for(task.key, number)
 
 
 def regenerated(task: Task, number: int) -> Task:
-    """`task` as regeneration `number` sends it: on a service that dedups by SessionId, with the
-    SessionId of the key and that number (the task's own SessionId, if any, is replaced)."""
-    if not get_service(task.service).dedups_session_id:
+    """`task` as regeneration `number` sends it."""
+    session_id = regeneration_session_id(task, number)
+    if session_id is None or session_id == task.session_id:
         return task
-    session_id = session_id_for(task.key, number)
     return dataclasses.replace(task, session_id=session_id,
                                params={**task.params, "SessionId": session_id})
 
@@ -87,6 +97,9 @@ class ServicePlan:
     """How many tasks of one service fall under each decision."""
 
     decisions: Counter[Decision] = field(default_factory=Counter)
+    send_from: int | None = None
+    """The place (`Task.place`) of the first task to send: a lane starts reading there, so a
+    half-done batch does not key its done half twice before its first request."""
     not_sent: int = 0
     """Of the tasks to send, those the ledger has never seen (the rest are sent again)."""
 
@@ -118,11 +131,13 @@ def plan_manifest(
     plans = {name: ServicePlan() for name in SERVICE_NAMES}
     regenerations = regenerations or {}
 
-    def tally(task: Task) -> None:
+    def tally(task: TaskKey) -> None:
         state = ledger.state_of(task.key)
+        decision = decide_task(task, state, regenerations.get(task.key), rules)
         plan = plans[task.service]
-        decision, _ = decide_task(task, state, regenerations.get(task.key), rules)
         plan.decisions[decision] += 1
+        if decision is Decision.SEND and plan.send_from is None:
+            plan.send_from = task.place
         if state is TaskState.PENDING:
             plan.not_sent += 1
 
@@ -134,5 +149,5 @@ def plan_manifest(
             plans[name].decisions[Decision.SEND] = count
             plans[name].not_sent = count
     else:
-        manifest.validate(on_task=tally)
+        manifest.validate(on_key=tally)
     return {name: plan for name, plan in plans.items() if plan.total}
