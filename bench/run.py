@@ -10,8 +10,10 @@ from the emulator's own log or the operating system's accounting of the child, s
 2. client cost (cost.py): CPU per request and requests per second with the cap lifted, side by
    side with the official SDK's async client in a plain asyncio.gather loop (sdk_loop.py);
 3. scale (scale.py): `plan` over a million-row CSV and `submit`'s resume over its finished
-   ledger: wall time and peak RSS;
-4. shared stores and latency (shared.py): three processes on one rate store (file, Redis, and
+   ledger: wall time and peak RSS; `plan --json`'s rate, and how soon a submit of the half-done
+   batch sends its first request;
+4. start-up (startup.py): `batcher --help` and `batcher plan` of 10 tasks, wall clock;
+5. shared stores and latency (shared.py): three processes on one rate store (file, Redis, and
    memory for contrast), and the cap reached when the API answers after 2 s and 5 s.
 
 It prints a table (metric / measured / target / pass) and writes it as JSON to
@@ -40,10 +42,11 @@ from procs import precompile_batcher
 from rate import run_rate
 from scale import run_scale
 from shared import run_shared
+from startup import run_startup
 from table import Row, describe_machine, machine, render, render_markdown, write_results
 
 RESULTS = Path(__file__).with_name("results")
-SECTIONS = ("rate", "cost", "scale", "shared")
+SECTIONS = ("startup", "rate", "cost", "scale", "shared")
 FULL = {"rate_per_service": 1000, "cost_tasks": 5000, "scale_rows": 1_000_000,
         "shared_per_service": 200}
 QUICK = {"rate_per_service": 200, "cost_tasks": 1000, "scale_rows": 100_000,
@@ -83,6 +86,7 @@ def run_sections(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], di
     """Every chosen section in turn; (rows, details by section)."""
     chosen = args.only or list(SECTIONS)
     steps: dict[str, Callable[[], tuple[list[Row], dict[str, Any]]]] = {
+        "startup": lambda: run_startup(workdir),
         "rate": lambda: run_rate(workdir, args.rate_per_service, error_rate=args.error_rate),
         "cost": lambda: run_cost(workdir, args.cost_tasks),
         "scale": lambda: run_scale(workdir, args.scale_rows, log),

@@ -9,13 +9,19 @@
    (`bench/probe_replay.py`), timed inside, peak RSS from outside.
 4. `batcher submit CSV` with that ledger against an emulator: it must send nothing and exit 0;
    total wall time (validation, replay, the lanes' scan of the manifest) and peak RSS.
+5. `batcher submit CSV` with a ledger in which the first half of the tasks is done and no
+   completion record: the time from its start to the emulator's first request (the keyed pass
+   over every row, then the lanes starting at the first task to send); then it is interrupted.
 """
 
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,6 +30,9 @@ from procs import BATCHER, Emulator, Measured, batcher_env, run_json, run_measur
 from table import Row
 
 PLAN_RATE_TARGET = 50_000.0
+PLAN_JSON_RATE_TARGET = 60_000.0
+FIRST_REQUEST_TARGET = 8.0
+FIRST_REQUEST_TIMEOUT = 120.0
 RESUME_SCAN_TARGET = 5.0
 RSS_TARGET_MB = 150.0
 PROBE_REPLAY = Path(__file__).with_name("probe_replay.py")
@@ -47,12 +56,24 @@ def measure_plan(manifest: Path, workdir: Path) -> tuple[Measured, int]:
     return measured, int(match[1].replace(",", ""))
 
 
-def build_done_ledger(manifest: Path, ledger: Path, workdir: Path) -> tuple[Measured, int]:
-    """Stream `batcher plan --json` into a ledger where every task is done; (measure, lines)."""
+def build_done_ledger(
+    manifest: Path, ledger: Path, half_ledger: Path, rows: int, workdir: Path
+) -> tuple[Measured, int]:
+    """Stream `batcher plan --json` into a ledger where every task is done, and another where
+    the first half is; (measure of the plan, lines of the full ledger)."""
     lines: list[int] = []
 
     def consume(stream: IO[bytes]) -> None:
-        lines.append(write_done_ledger(ledger, plan_json_keys(stream), workdir))
+        first_half: list[tuple[str, str]] = []
+
+        def keep_first_half() -> Iterator[tuple[str, str]]:
+            for index, task in enumerate(plan_json_keys(stream)):
+                if index < rows // 2:
+                    first_half.append(task)
+                yield task
+
+        lines.append(write_done_ledger(ledger, keep_first_half(), workdir))
+        write_done_ledger(half_ledger, first_half, workdir)
 
     measured = run_measured([*BATCHER, "plan", str(manifest), "--json"], on_stdout=consume)
     if measured.returncode != 0:
@@ -78,6 +99,34 @@ def measure_resume(manifest: Path, ledger: Path, workdir: Path) -> dict[str, Any
     return {"measured": measured, "sent": sent, "done_before": done_before, "summary": summary}
 
 
+def measure_first_request(manifest: Path, ledger: Path, workdir: Path) -> dict[str, Any]:
+    """Seconds from the start of `batcher submit` to the emulator's first request."""
+    with Emulator(workdir, rate=20) as emulator:
+        argv = [*BATCHER, "submit", str(manifest), "--endpoint", emulator.url, "--ledger",
+                str(ledger), "--quiet"]
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, env=batcher_env(), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        first: float | None = None
+        try:
+            while process.poll() is None:
+                elapsed = time.perf_counter() - started
+                if elapsed > FIRST_REQUEST_TIMEOUT:
+                    break
+                if emulator.requests():
+                    first = elapsed
+                    break
+                time.sleep(0.05)
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    return {"first_request_s": first, "returncode": process.returncode}
+
+
 def _rss_row(section: str, what: str, measured: Measured) -> Row:
     return Row(section, f"{what}: peak RSS", measured.max_rss_mb, "MB",
                f"<= {RSS_TARGET_MB:.0f}", measured.max_rss_mb <= RSS_TARGET_MB)
@@ -95,6 +144,7 @@ def scale_rows(rows: int, results: dict[str, Any]) -> list[Row]:
     again = results["again"]
     again_measured: Measured = again["measured"]
     lines = results["ledger_lines"]
+    first_request = results["half_done"]["first_request_s"]
     done = replay_report["states"]["submitted"]
     return [
         Row(section, "plan: tasks planned", results["planned"], "", f"{rows:,}",
@@ -104,7 +154,8 @@ def scale_rows(rows: int, results: dict[str, Any]) -> list[Row]:
             plan_rate >= PLAN_RATE_TARGET),
         _rss_row(section, "plan", plan),
         Row(section, "plan --json (keys for the ledger): tasks per second",
-            rows / plan_json.wall, "/s"),
+            rows / plan_json.wall, "/s", f">= {PLAN_JSON_RATE_TARGET:,.0f}",
+            rows / plan_json.wall >= PLAN_JSON_RATE_TARGET),
         Row(section, f"resume scan: replay of the {lines:,}-line ledger (all done)",
             replay_report["replay_wall_s"], "s", f"<= {RESUME_SCAN_TARGET:.0f}",
             replay_report["replay_wall_s"] <= RESUME_SCAN_TARGET),
@@ -122,6 +173,9 @@ def scale_rows(rows: int, results: dict[str, Any]) -> list[Row]:
             again_measured.wall <= RESUME_SCAN_TARGET and again["sent"] == 0
             and again_measured.returncode == 0 and again["done_before"] == rows),
         _rss_row(section, "submit again", again_measured),
+        Row(section, "submit, first half done, no completion record: first request after",
+            first_request, "s", f"<= {FIRST_REQUEST_TARGET:.0f}",
+            first_request is not None and first_request <= FIRST_REQUEST_TARGET),
     ]
 
 
@@ -130,19 +184,22 @@ def run_scale(workdir: Path, rows: int, log: Callable[[str], None]) -> tuple[lis
     scale_dir.mkdir()
     manifest = write_csv(scale_dir / "scale.csv", rows)
     ledger = scale_dir / "scale.ledger.jsonl"
+    half_ledger = scale_dir / "half.ledger.jsonl"
     log(f"  plan over {rows:,} rows")
     plan, planned = measure_plan(manifest, scale_dir)
-    log("  plan --json, writing the finished ledger")
-    plan_json, lines = build_done_ledger(manifest, ledger, scale_dir)
+    log("  plan --json, writing the finished ledger and a half-done one")
+    plan_json, lines = build_done_ledger(manifest, ledger, half_ledger, rows, scale_dir)
     log(f"  replay of {lines:,} ledger lines")
     replay_measured, replay_report = measure_replay(ledger)
     log("  submit over the finished ledger")
     resume = measure_resume(manifest, ledger, scale_dir)
     log("  submit over the finished batch again (its completion record now written)")
     again = measure_resume(manifest, ledger, scale_dir)
+    log("  submit over the half-done ledger, until its first request")
+    half_done = measure_first_request(manifest, half_ledger, scale_dir)
     results = {"plan": plan, "planned": planned, "plan_json": plan_json, "ledger_lines": lines,
                "replay": replay_measured, "replay_report": replay_report, "resume": resume,
-               "again": again}
+               "again": again, "half_done": half_done}
     details = {
         "rows": rows,
         "manifest_bytes": manifest.stat().st_size,
@@ -155,6 +212,7 @@ def run_scale(workdir: Path, rows: int, log: Callable[[str], None]) -> tuple[lis
                           "summary": resume["summary"]},
         "submit_again": {"process": again["measured"].as_dict(), "sent": again["sent"],
                          "summary": again["summary"]},
+        "submit_half_done": half_done,
     }
     return scale_rows(rows, results), details
 

@@ -69,6 +69,8 @@ def cli_env(**extra: str) -> dict[str, str]:
         "TENCENTCLOUD_SECRET_ID": SECRET_ID,
         "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
         "LANG": "C.UTF-8",
+        # No test may reach a real instance metadata service: a closed loopback port instead.
+        "BATCHER_METADATA_URL": "http://127.0.0.1:9/latest/meta-data/",
     }
     if "XDG_STATE_HOME" in os.environ:  # the test's own (conftest): its default rate store
         env["XDG_STATE_HOME"] = os.environ["XDG_STATE_HOME"]

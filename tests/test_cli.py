@@ -18,7 +18,9 @@ async def test_plan_counts_tasks_per_service_and_the_time_at_the_cap_without_cre
     code, stdout, stderr = await run_cli("plan", str(manifest), env=env)
     assert code == 0, stderr
     rows = {line.split()[0]: line.split()[1:] for line in stdout.splitlines()[2:5]}
-    assert rows["vod"] == ["40", "0", "40", "0"] and rows["mps"] == ["10", "0", "10", "0"]
+    assert stdout.splitlines()[1].split() == ["service", "tasks", "done", "not_sent", "resend",
+                                              "held"]
+    assert rows["vod"] == ["40", "0", "40", "0", "0"] and rows["mps"] == ["10", "0", "10", "0", "0"]
     assert "2.0 s at 20 requests/s" in stdout, "40 vod tasks at 20/s; mps runs alongside"
     assert not manifest.with_suffix(".ledger.jsonl").exists()
 
@@ -41,8 +43,8 @@ async def test_plan_after_a_run_shows_what_the_ledger_has_done(tmp_path):
     write_manifest(tmp_path, vod=5, mps=2)
     _, stdout, _ = await run_cli("plan", str(manifest))
     rows = {line.split()[0]: line.split()[1:] for line in stdout.splitlines()[2:5]}
-    assert rows["vod"] == ["5", "3", "2", "0"]
-    assert rows["mps"] == ["2", "2", "0", "0"]
+    assert rows["vod"] == ["5", "3", "2", "0", "0"]
+    assert rows["mps"] == ["2", "2", "0", "0", "0"]
 
 
 async def test_bad_manifest_is_one_line_per_error_exit_2_and_nothing_is_sent(tmp_path):
@@ -116,3 +118,22 @@ async def test_secret_key_never_appears_in_output_ledger_or_logs(tmp_path):
     for text in (stdout, stderr, (tmp_path / "run.log").read_text(),
                  manifest.with_suffix(".ledger.jsonl").read_text()):
         assert secret not in text
+
+
+async def test_a_manifest_with_no_task_exits_2_naming_the_file(tmp_path):
+    manifest = tmp_path / "empty.csv"
+    manifest.write_text("Prompt,SubAppId,ModelName,ModelVersion\n", encoding="utf-8")
+    code, stdout, stderr = await run_cli("plan", str(manifest))
+    assert code == 2 and not stdout
+    assert stderr.strip() == (f"batcher: {manifest}: no task: the CSV has a header but no "
+                              "rows: add one row per task")
+
+
+async def test_plan_json_of_a_manifest_invalid_at_its_last_row_prints_no_task(tmp_path):
+    manifest = tmp_path / "late-error.csv"
+    rows = "".join(f"prompt {n},251007502,GEM,2.5\n" for n in range(50))
+    manifest.write_text("Prompt,SubAppId,ModelName,ModelVersion\n" + rows + "last,x,GEM,2.5\n",
+                        encoding="utf-8")
+    code, stdout, stderr = await run_cli("plan", str(manifest), "--json")
+    assert code == 2 and stdout == ""
+    assert f"{manifest}:row 52" in stderr and "Traceback" not in stderr

@@ -19,7 +19,13 @@ from aiohttp.test_utils import TestServer
 from batcher.api.services import MPS, VOD
 from batcher.emulator.config import EmulatorConfig, FaultConfig
 from batcher.emulator.runner import running_emulator
-from batcher.wire.client import AigcClient, ClientSettings, EndpointError, check_endpoint
+from batcher.wire.client import (
+    AigcClient,
+    ClientSettings,
+    EndpointError,
+    check_endpoint,
+    host_header,
+)
 from batcher.wire.credentials import Credentials
 from batcher.wire.errors import Accepted, ApiError, ErrorClass, TransportError, is_throttling
 
@@ -233,3 +239,65 @@ async def test_the_request_on_the_wire_body_and_headers():
     assert headers["Accept-Encoding"] == "identity"
     assert headers["User-Agent"].startswith("batcher/")
     assert "Cookie" not in second_headers
+
+
+# --- endpoints: per service, per site, and the Host header ----------------------------------
+
+
+async def test_each_service_goes_to_its_own_endpoint():
+    async with running_emulator(config()) as for_vod, running_emulator(config()) as for_mps:
+        settings = ClientSettings(endpoints=(("vod", for_vod.url), ("mps", for_mps.url)))
+        async with AigcClient(CREDENTIALS, settings) as client:
+            assert isinstance(await client.create_task(VOD, VOD_PARAMS), Accepted)
+            assert isinstance(await client.create_task(MPS, MPS_PARAMS), Accepted)
+        created = [tuple(e.stats()["services"][name]["created"] for name in ("vod", "mps"))
+                   for e in (for_vod, for_mps)]
+    assert created == [(1, 0), (0, 1)]
+
+
+async def test_a_service_s_own_endpoint_wins_over_the_shared_one():
+    async with running_emulator(config()) as shared, running_emulator(config()) as for_mps:
+        settings = ClientSettings(endpoint=shared.url, endpoints=(("mps", for_mps.url),))
+        async with AigcClient(CREDENTIALS, settings) as client:
+            await client.create_task(VOD, VOD_PARAMS)
+            await client.create_task(MPS, MPS_PARAMS)
+        assert shared.stats()["services"]["vod"]["created"] == 1
+        assert shared.stats()["services"]["mps"]["created"] == 0
+        assert for_mps.stats()["services"]["mps"]["created"] == 1
+
+
+@pytest.mark.parametrize(("site", "hosts"), [
+    ("intl", ("vod.intl.tencentcloudapi.com", "mps.intl.tencentcloudapi.com")),
+    ("mainland", ("vod.tencentcloudapi.com", "mps.tencentcloudapi.com")),
+])
+def test_the_site_picks_the_public_hosts(site, hosts):
+    client = AigcClient(CREDENTIALS, ClientSettings(site=site))
+    assert (client._target(VOD)[2], client._target(MPS)[2]) == hosts
+    assert client._target(VOD)[1] == f"https://{hosts[0]}/"
+
+
+@pytest.mark.parametrize(("url", "host"), [
+    ("https://vod.tencentcloudapi.com", "vod.tencentcloudapi.com"),
+    ("https://vod.tencentcloudapi.com:443", "vod.tencentcloudapi.com"),
+    ("https://gateway.example.com:8443", "gateway.example.com:8443"),
+    ("http://127.0.0.1:80", "127.0.0.1"),
+    ("http://127.0.0.1:8765", "127.0.0.1:8765"),
+    ("http://[::1]:8765", "[::1]:8765"),
+    ("http://LOCALHOST:8765/", "localhost:8765"),
+])
+def test_the_host_header_is_the_host_and_a_port_that_is_not_the_default(url, host):
+    assert host_header(check_endpoint(url)) == host
+
+
+def test_an_endpoint_with_user_info_is_refused_without_echoing_the_password():
+    with pytest.raises(EndpointError) as error:
+        check_endpoint("https://user:pa55word@vod.tencentcloudapi.com")
+    assert "user info" in str(error.value)
+    assert "pa55word" not in str(error.value)
+
+
+async def test_the_signed_host_is_the_one_the_emulator_listens_on():
+    async with running_emulator(config()) as emulator:
+        url = f"http://localhost:{emulator.port}/"
+        async with client_for(url) as client:
+            assert isinstance(await client.create_task(VOD, VOD_PARAMS), Accepted)

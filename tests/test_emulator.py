@@ -39,8 +39,9 @@ from batcher.emulator import (
     max_in_rolling_second,
     running_emulator,
 )
+from batcher.emulator.config import TemporaryKey
 from batcher.wire.addresses import is_loopback
-from tests.conftest import MPS_PARAMS, VOD_PARAMS
+from tests.conftest import MPS_PARAMS, VOD_PARAMS, RawClient
 
 REPO = Path(__file__).resolve().parents[1]
 TASK_ID_HEX = r"[0-9a-f]{32}"
@@ -262,9 +263,53 @@ async def test_action_and_version_are_checked(raw_client) -> None:
     assert missing.error_code == "MissingParameter"
 
 
-async def test_session_token_is_accepted(raw_client_for, emulator: RunningEmulator):
+async def test_a_token_with_permanent_credentials_is_refused(raw_client_for, emulator):
     reply = await raw_client_for(emulator.url, token="temporary-token").send("vod")
-    assert reply.task_id is not None
+    assert reply.error_code == "AuthFailure.TokenFailure"
+
+
+async def test_temporary_credentials_are_accepted_only_with_their_token_until_they_expire():
+    now = time.time()
+    config = EmulatorConfig(token="main-token", temporary_keys=(
+        TemporaryKey("AKIDrole1111111111", "role-key-1", "role-token-1", expires_at=now + 600),
+        TemporaryKey("AKIDrole2222222222", "role-key-2", "role-token-2", expires_at=now - 1),
+    ))
+    async with running_emulator(config) as emulator, aiohttp.ClientSession() as http:
+        def client(**kwargs):
+            return RawClient(http, emulator.url, **kwargs)
+
+        assert (await client(token="main-token").send("vod")).task_id is not None
+        assert (await client().send("vod")).error_code == "AuthFailure.TokenFailure"
+        assert (await client(token="other").send("vod")).error_code == "AuthFailure.TokenFailure"
+        role = {"secret_id": "AKIDrole1111111111", "secret_key": "role-key-1"}
+        assert (await client(token="role-token-1", **role).send("mps")).task_id is not None
+        assert (await client(token="role-token-2", **role).send("mps")).error_code == (
+            "AuthFailure.TokenFailure")
+        expired = await client(secret_id="AKIDrole2222222222", secret_key="role-key-2",
+                               token="role-token-2").send("mps")
+        assert expired.error_code == "AuthFailure.TokenFailure"
+        assert "expired" in expired.error_message
+
+
+@pytest.mark.parametrize("host_of", [
+    lambda e: f"http://127.0.0.1:{e.port}",  # what tccli sent
+    lambda e: f"127.0.0.1:{e.port + 1}",
+    lambda e: "vod.intl.tencentcloudapi.com",
+    lambda e: f"user:pw@127.0.0.1:{e.port}",
+    lambda e: f"10.1.2.3:{e.port}",
+])
+async def test_a_host_header_that_is_not_the_emulators_is_refused(raw_client, emulator, host_of):
+    raw_client.host = host_of(emulator)
+    reply = await raw_client.send("vod")
+    assert reply.error_code == "AuthFailure.SignatureFailure"
+    assert "Host" in reply.error_message
+    assert emulator.stats()["services"]["vod"]["created"] == 0
+
+
+async def test_any_loopback_name_with_the_emulators_port_is_its_host(raw_client, emulator):
+    for host in (f"localhost:{emulator.port}", f"127.0.0.1:{emulator.port}"):
+        raw_client.host = host
+        assert (await raw_client.send("vod")).task_id is not None, host
 
 
 # --- rate limit -----------------------------------------------------------------------------
@@ -586,3 +631,16 @@ async def test_serve_refuses_a_non_loopback_host() -> None:
 def test_loopback_addresses() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.com")
+
+
+def test_the_token_option_makes_the_emulators_credentials_temporary(monkeypatch):
+    from batcher.cli.main import build_parser
+    from batcher.emulator.arguments import config_from_args
+
+    monkeypatch.delenv("TENCENTCLOUD_TOKEN", raising=False)
+    parse = build_parser().parse_args
+    assert config_from_args(parse(["emulator"])).token is None
+    assert config_from_args(parse(["emulator", "--token", "tk-7f3a91"])).token == "tk-7f3a91"
+    monkeypatch.setenv("TENCENTCLOUD_TOKEN", "from-env")
+    assert config_from_args(parse(["emulator"])).token == "from-env"
+    assert "tk-7f3a91" not in repr(config_from_args(parse(["emulator", "--token", "tk-7f3a91"])))

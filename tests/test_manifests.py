@@ -83,9 +83,62 @@ def test_manifest_without_tasks_or_csv_is_one_implicit_task(tmp_path: Path) -> N
     assert tasks[0].origin == f"{path}:5"  # the `prompt:` line
 
 
-def test_empty_tasks_list_counts_as_no_tasks(tmp_path: Path) -> None:
+def test_an_empty_tasks_list_is_no_task_and_an_error_naming_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, HEAD + 'prompt: "a quiet harbour"\ntasks: []\n')
-    assert prompts(expand(path)) == ["a quiet harbour"]
+    assert one_error(path) == (
+        f"{path}: no task: the tasks list is empty: add a task, or drop `tasks:` for the "
+        "implicit one"
+    )
+
+
+def test_a_header_only_csv_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, f"Prompt,{VOD_COLUMNS}\n", "header-only.csv")
+    assert one_error(path) == (
+        f"{path}: no task: the CSV has a header but no rows: add one row per task"
+    )
+
+
+def test_service_as_a_matrix_variable_sends_each_task_to_both_with_their_defaults(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        """\
+        defaults:
+          NegativePrompt: blurry
+          vod: {SubAppId: 251007502, ModelName: GEM, ModelVersion: "2.5"}
+          mps: {ModelName: Hunyuan, ExtraParameters: {AspectRatio: "1:1"}}
+        matrix:
+          service: [vod, mps]
+        tasks:
+          - Prompt: a cat
+          - {Prompt: a dog, service: mps}
+        """,
+    )
+    tasks = expand(path)
+    assert [(task.service, task.params["Prompt"]) for task in tasks] == [
+        ("vod", "a cat"), ("mps", "a cat"), ("mps", "a dog")
+    ]
+    vod_cat, mps_cat, _ = tasks
+    assert vod_cat.params["SubAppId"] == 251007502 and "ExtraParameters" not in vod_cat.params
+    assert mps_cat.params["ExtraParameters"] == {"AspectRatio": "1:1"}
+    assert mps_cat.params["NegativePrompt"] == vod_cat.params["NegativePrompt"] == "blurry"
+    assert vod_cat.key != mps_cat.key
+    assert [task.service for task in load_manifest(path).tasks("mps")] == ["mps", "mps"]
+
+
+def test_service_matrix_sends_csv_rows_without_a_service_to_both(tmp_path: Path) -> None:
+    (tmp_path / "rows.csv").write_text("Prompt,service\na cat,\na dog,mps\n", encoding="utf-8")
+    path = write(tmp_path, "\n".join(HEAD.splitlines()[1:]) + "\nmatrix: {service: [vod, mps]}\n"
+                 "csv: rows.csv\n")
+    assert [(t.service, t.params["Prompt"]) for t in expand(path)] == [
+        ("vod", "a cat"), ("mps", "a cat"), ("mps", "a dog")
+    ]
+
+
+def test_service_at_the_top_and_in_the_matrix_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, HEAD + "matrix: {service: [vod, mps]}\n")
+    assert one_error(path) == f"{path}:1: service is set here and is a matrix variable: keep one"
 
 
 def test_task_is_multiplied_only_by_matrix_variables_it_uses(tmp_path: Path) -> None:
@@ -599,6 +652,13 @@ def test_csv_blank_lines_are_skipped(tmp_path: Path) -> None:
     assert prompts(expand(path)) == ["a cat"]
 
 
+@pytest.mark.parametrize("last_line", [",,,\n", ",,,", "   \n", "\r\n"])
+def test_csv_a_blank_last_line_is_not_a_task(tmp_path: Path, last_line: str) -> None:
+    path = tmp_path / "blank-last.csv"
+    path.write_text(f"Prompt,{VOD_COLUMNS}\na cat,{VOD_CELLS}\n{last_line}", encoding="utf-8")
+    assert prompts(expand(path)) == ["a cat"]
+
+
 def test_csv_is_read_as_a_stream_not_held_in_memory(tmp_path: Path) -> None:
     path = tmp_path / "big.csv"
     rows = (f"prompt number {index},{VOD_CELLS}\n" for index in range(20_000))
@@ -1061,8 +1121,23 @@ def test_tasks_without_validate_stops_at_the_first_invalid_task(tmp_path: Path) 
     with pytest.raises(ManifestError) as caught:
         next(stream)
     assert caught.value.messages == [
-        f"{path}:7: vod task: Seed must be an integer, got 'x' (str): write it without quotes"
+        f"{path}:7: vod task: Seed must be an integer, got 'x' (str): write a whole number"
     ]
+
+
+@pytest.mark.parametrize(
+    ("written", "fix"),
+    [('"42"', "write it without quotes"), ("'7'", "write it without quotes"),
+     ("x", "write a whole number"), ('"x"', "write a whole number")],
+)
+def test_write_it_without_quotes_only_when_the_number_had_quotes(
+    tmp_path: Path, written: str, fix: str
+) -> None:
+    path = write(tmp_path, HEAD + f"tasks:\n  - {{Prompt: a, Seed: {written}}}\n")
+    value = written.strip("\"'")
+    assert one_error(path) == (
+        f"{path}:6: vod task: Seed must be an integer, got {value!r} (str): {fix}"
+    )
 
 
 # --- The examples ----------------------------------------------------------------------------
@@ -1098,3 +1173,21 @@ def test_duplicates_are_found_the_same_when_the_pass_also_keys_the_tasks(tmp_pat
         "SessionContext aside): change one, or use `repeat` for deliberate copies"
     ]
     assert len(seen) == 3_001
+
+
+def test_tasks_resume_at_a_place_with_the_same_tasks_as_a_full_pass(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        HEAD + 'prompt: "{animal} {style}"\nmatrix: {style: [ink, oil]}\n'
+        "tasks:\n  - {animal: cat}\n  - {animal: dog}\ncsv: rows.csv\n",
+    )
+    (tmp_path / "rows.csv").write_text(
+        "animal\n" + "".join(f"bird {n}\n" for n in range(4)), encoding="utf-8"
+    )
+    manifest = load_manifest(path)
+    every = list(manifest.tasks())
+    assert len(every) == 12 and [t.place for t in every] == sorted(t.place for t in every)
+    for task in every:
+        resumed = list(manifest.tasks(start=task.place))
+        assert resumed == [t for t in every if t.place >= task.place]
+        assert resumed[0].place == task.place

@@ -8,7 +8,8 @@ from batcher.emulator.config import FaultConfig
 from batcher.emulator.runner import running_emulator
 from batcher.exceptions import ExitCode
 from batcher.manifest import load_manifest
-from batcher.run.resume import ResumeRules
+from batcher.run.resume import ResumeRules, plan_manifest
+from batcher.state.replay import replay
 from tests.helpers import event_counts, read_ledger, write_manifest
 from tests.test_pipeline import emulator_config, ledger_of, submit
 
@@ -49,7 +50,7 @@ async def test_an_interrupted_batch_resumes_with_only_the_tasks_not_done(tmp_pat
         stats = emulator.stats(include_sessions=True)["services"]["vod"]
     assert first.exit_code is ExitCode.TIME_LIMIT
     assert 0 < done_first < 30
-    assert first.summaries[0].services["vod"]["left"] == 30 - done_first
+    assert first.summaries[0].services["vod"]["not_sent"] == 30 - done_first
     assert second.exit_code is ExitCode.OK
     assert second.summaries[0].services["vod"]["submitted"] == 30 - done_first
     assert stats["created"] == 30 and stats["requests"] == 30, "no task was sent twice"
@@ -132,3 +133,24 @@ async def test_torn_last_line_is_skipped_and_appending_resumes_on_a_fresh_line(t
     torn_at = lines.index(torn)
     assert [json.loads(line)["event"] for line in lines[torn_at + 1:]] == ["sending", "submitted"]
     assert event_counts(ledger) == {"submitted": 4}
+
+
+async def test_a_half_done_batch_starts_each_lane_at_its_first_task_to_send(tmp_path):
+    manifest = write_manifest(tmp_path, vod=6, mps=6)
+    tasks = tasks_of(manifest)
+    done = [task for task in tasks if task.service == "vod"][:4] + [
+        task for task in tasks if task.service == "mps"][:2]
+    append_lines(ledger_of(manifest), [
+        {"key": task.key, "service": task.service, "event": "submitted", "task_id": f"t-{n}",
+         "request_id": "r", "session_id": task.session_id} for n, task in enumerate(done)])
+    plans = plan_manifest(load_manifest(manifest), replay(ledger_of(manifest)), ResumeRules())
+    first_to_send = {service: next(t for t in tasks if t.service == service and t not in done)
+                     for service in ("vod", "mps")}
+    assert {service: plan.send_from for service, plan in plans.items()} == {
+        service: task.place for service, task in first_to_send.items()}
+    async with running_emulator(emulator_config()) as emulator:
+        result = await submit(manifest, emulator.url)
+        sent = [(record.service, record.session_id) for record in emulator.records]
+    assert result.exit_code is ExitCode.OK and len(sent) == 6
+    assert sorted(session_id for service, session_id in sent if service == "vod") == sorted(
+        task.session_id for task in tasks if task.service == "vod" and task not in done)

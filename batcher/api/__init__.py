@@ -2,5 +2,6 @@
 
 The bottom layer: it imports nothing of batcher. Every other layer, the emulator included, takes
 its names and shapes from here, so the client and the stand-in agree on the contract (SPEC §1).
-Modules: `services` (the registry), `models` (pydantic models of `CreateAigcImageTaskRequest`).
+Modules: `services` (the registry), `models` (pydantic models of `CreateAigcImageTaskRequest`),
+`results` (the poll actions' requests and answers, SPEC §9).
 """

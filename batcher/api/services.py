@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 ServiceName = Literal["vod", "mps"]
+Site = Literal["intl", "mainland"]
+SITES: tuple[Site, ...] = ("intl", "mainland")
+DEFAULT_SITE: Site = "intl"
 
 ACTION = "CreateAigcImageTask"
 """The action that creates a task, on both services."""
@@ -26,6 +29,9 @@ DESCRIBE_TASKS = "DescribeTasks"
 DESCRIBE_AIGC_IMAGE_TASK = "DescribeAigcImageTask"
 """mps: one AIGC image task's status and image URLs."""
 
+MPS_IMAGE_URL_TTL_SECONDS = 12 * 3600
+"""MPS keeps a generated image (and its URL) for 12 hours."""
+
 
 @dataclass(frozen=True, slots=True)
 class Service:
@@ -33,6 +39,9 @@ class Service:
 
     name: ServiceName
     host: str
+    """The public host of the international site (the default, `--site intl`)."""
+    mainland_host: str
+    """The public host of the mainland China site (`--site mainland`, the SDK's default)."""
     version: str
     action: str
     """The action that creates a task."""
@@ -48,6 +57,10 @@ class Service:
         """Requests per second the API allows for creating tasks."""
         return self.caps[self.action]
 
+    def public_host(self, site: Site) -> str:
+        """This service's host on `site` (`intl` or `mainland`)."""
+        return self.mainland_host if site == "mainland" else self.host
+
     def cap(self, action: str) -> int:
         """Requests per second the API allows for `action` (KeyError for an unknown one)."""
         return self.caps[action]
@@ -56,6 +69,7 @@ class Service:
 VOD = Service(
     name="vod",
     host="vod.intl.tencentcloudapi.com",
+    mainland_host="vod.tencentcloudapi.com",
     version="2018-07-17",
     action=ACTION,
     poll_action=DESCRIBE_TASK_DETAIL,
@@ -65,6 +79,7 @@ VOD = Service(
 MPS = Service(
     name="mps",
     host="mps.intl.tencentcloudapi.com",
+    mainland_host="mps.tencentcloudapi.com",
     version="2019-06-12",
     action=ACTION,
     poll_action=DESCRIBE_AIGC_IMAGE_TASK,

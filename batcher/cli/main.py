@@ -5,7 +5,9 @@
 typed settings objects. Each command lives in a module of its own (`submit`, `plan`, `status`,
 `emulator`) that declares its options and imports the layers it needs only when it runs, so
 `batcher --help` imports neither aiohttp nor pydantic. Every user mistake is a
-`batcher.exceptions.BatcherError`: caught here once, printed as one line, exit with its code.
+`batcher.exceptions.BatcherError`: caught here once, printed as one line, exit with its code;
+a command that writes a log or metrics file (`submit`) records the error there too, through the
+`on_error` it sets, so cron sees a bad manifest, missing credentials or a held lock.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except BatcherError as error:
         print(f"batcher: {error}", file=sys.stderr)
+        record_failure = getattr(args, "on_error", None)
+        if record_failure is not None:  # --log-file and --metrics-file see every exit (cron)
+            try:
+                record_failure(args, error)
+            except OSError as problem:
+                print(f"batcher: cannot record the failure in the log or metrics file: "
+                      f"{problem}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("batcher: interrupted", file=sys.stderr)

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from batcher.cli.report import summarize_job
+from batcher.cli.report import NOT_SENT, summarize_job
 from batcher.run.pipeline import Job, Result
 from batcher.run.resume import Decision
 
@@ -44,10 +44,14 @@ class RunMetrics:
         path: Path,
         jobs: Sequence[Job],
         *,
+        manifests: Sequence[str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path
         self._jobs = jobs
+        self._manifests = [job.name for job in jobs] if manifests is None else list(manifests)
+        """The manifests the run-level gauges are labelled with: the jobs', or, for a run that
+        failed before it had jobs (a bad manifest, no credentials, a held lock), those named."""
         self._clock = clock
         self._started = clock()
         self._ended: float | None = None
@@ -69,8 +73,8 @@ class RunMetrics:
         self._ended = self._clock()
         self._exit_code = exit_code
         if exit_code == 0:
-            for job in self._jobs:
-                self._last_success[job.name] = self._ended
+            for name in self._manifests:
+                self._last_success[name] = self._ended
 
     def write(self) -> None:
         """Replace the metrics file atomically with the current figures."""
@@ -99,6 +103,8 @@ class RunMetrics:
                     samples["batcher_tasks"].append(
                         f'{{manifest="{manifest}",service="{service}",state="{state}"}} {count}'
                     )
+        for name in self._manifests:
+            manifest = _label(name)
             samples["batcher_run_start_timestamp_seconds"].append(
                 f'{{manifest="{manifest}"}} {self._started:.3f}'
             )
@@ -116,6 +122,14 @@ class RunMetrics:
         return "".join(_family(name, lines) for name, lines in samples.items() if lines)
 
 
+def write_failed_run(path: Path, manifests: Sequence[str], exit_code: int) -> None:
+    """The metrics of a run that stopped on an error before or while running (exit 2 or 3):
+    its exit code for every manifest it named, the last success time carried over."""
+    metrics = RunMetrics(path, [], manifests=manifests)
+    metrics.finish(exit_code)
+    metrics.write()
+
+
 def _family(name: str, lines: Iterable[str]) -> str:
     kind, help_text = _HELP[name]
     body = "".join(f"{name}{line}\n" for line in lines)
@@ -130,7 +144,7 @@ def _task_states(job: Job) -> dict[str, dict[str, int]]:
             "failed": counts["failed"],
             "failed_permanent": counts["held_failed"],
             "in_doubt": counts["in_doubt"] + counts["held_in_doubt"],
-            "pending": counts["left"],
+            NOT_SENT: counts[NOT_SENT],
         }
         for service, counts in summarize_job(job).services.items()
     }

@@ -11,16 +11,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batcher.cli.options import add_json, add_ledger, add_rate, add_resume_rules
-from batcher.exceptions import ExitCode
+from batcher.exceptions import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from batcher.manifest import Manifest
+    from batcher.manifest import Manifest, TaskKey
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     plan = commands.add_parser("plan", help="expand and validate a manifest; send nothing")
-    plan.add_argument("manifest", type=Path, metavar="MANIFEST")
-    add_ledger(plan, "ledger to compare with (default beside it)")
+    plan.add_argument("manifests", nargs="+", type=Path, metavar="MANIFEST",
+                      help="YAML or CSV manifest(s), or a directory of them")
+    add_ledger(plan, "ledger to compare with (default beside each manifest)")
     add_rate(plan, "rate used for the time estimate (default %(default)s)")
     add_resume_rules(plan)
     add_json(plan, 'one line per task: {"key", "service", "session_id", "params"}')
@@ -34,30 +35,53 @@ def run(args: argparse.Namespace) -> int:
     from batcher.manifest import load_manifest
     from batcher.manifest.discover import expand_manifest_paths
     from batcher.run.resume import ResumeRules, plan_manifest
-    from batcher.state.ledger import replay
+    from batcher.state.replay import replay  # not the ledger facade: its writer needs asyncio
 
     configure_logging()
-    [path] = expand_manifest_paths([args.manifest])
-    manifest = load_manifest(path)
-    if args.json:
-        manifest.validate()
-        write_task_lines(manifest)
-        return ExitCode.OK
-    ledger_path = args.ledger or default_ledger_path(path)
+    paths = expand_manifest_paths(args.manifests)
+    if args.ledger is not None and len(paths) > 1:
+        raise UsageError("--ledger names one ledger, but several manifests were given: leave "
+                         "it out (each manifest's ledger is <stem>.ledger.jsonl beside it)")
     rules = ResumeRules(retry_failed=args.retry_failed, resend_in_doubt=args.resend_in_doubt)
-    # One pass: validation and the ledger comparison together (plan takes no lock: it only
-    # reads, and a ledger is append-only).
-    plans = plan_manifest(manifest, replay(ledger_path), rules)
-    report = PlanReport(str(manifest.path), manifest.batch, str(ledger_path), args.rate, plans)
-    print(render_plan(report))
+    for path in paths:
+        manifest = load_manifest(path)
+        if args.json:
+            write_task_lines(manifest)
+            continue
+        ledger_path = args.ledger or default_ledger_path(path)
+        # One pass: validation and the ledger comparison together (plan takes no lock: it only
+        # reads, and a ledger is append-only).
+        plans = plan_manifest(manifest, replay(ledger_path), rules)
+        print(render_plan(PlanReport(str(manifest.path), manifest.batch, str(ledger_path),
+                                     args.rate, plans)))
     return ExitCode.OK
 
 
 def write_task_lines(manifest: Manifest) -> None:
-    """One JSON line per task, as `plan --json` prints them."""
+    """One JSON line per task, as `plan --json` prints them, from ONE validating pass.
+
+    The lines go to a spool (memory, then a temporary file) and reach stdout only once the whole
+    manifest is known to be valid: a bad manifest prints its errors and no task.
+    """
+    import shutil
+    import tempfile
+
     from batcher.cli.report import dumps
 
-    write = sys.stdout.write
-    for task in manifest.tasks():
-        write(dumps({"key": task.key, "service": task.service,
-                     "session_id": task.session_id, "params": task.params}) + "\n")
+    with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, "w+", encoding="utf-8") as spool:
+        write = spool.write
+
+        def write_line(task: TaskKey) -> None:
+            # key and service are hex and a fixed word, a SessionId is `batcher-` and hex or
+            # JSON-escaped here: nothing else needs escaping.
+            session_id = "null" if task.session_id is None else dumps(task.session_id)
+            write(f'{{"key":"{task.key}","service":"{task.service}","session_id":{session_id},'
+                  f'"params":{task.params_json}}}\n')
+
+        manifest.validate(on_key=write_line, with_params=True)
+        spool.seek(0)
+        shutil.copyfileobj(spool, sys.stdout)
+
+
+SPOOL_IN_MEMORY = 8 << 20
+"""Bytes of `plan --json` output held in memory before the spool moves to a temporary file."""

@@ -119,7 +119,7 @@ class LineProgress:
             accounted = sum(counts.values()) + self._skipped[service]
             detail = ", ".join(f"{r.value} {n}" for r, n in counts.items() if n)
             if self._skipped[service]:
-                detail = f"not sent by rule {self._skipped[service]}" + (
+                detail = f"skipped (done or held) {self._skipped[service]}" + (
                     f", {detail}" if detail else "")
             parts.append(f"{service} {accounted}/{total}" + (f" ({detail})" if detail else ""))
         return "; ".join(parts) or "no tasks"

@@ -8,12 +8,15 @@ replays; nothing here reads files or talks to the network.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from batcher.run.pipeline import Job, Result
 from batcher.run.resume import Decision, ServicePlan
+
+if TYPE_CHECKING:
+    from batcher.run.pipeline import Job
 
 SUMMARY_COLUMNS = (
     "done_before",
@@ -23,9 +26,11 @@ SUMMARY_COLUMNS = (
     "in_doubt",
     "held_failed",
     "held_in_doubt",
-    "left",
+    "not_sent",
 )
-NOT_DONE_COLUMNS = ("failed", "in_doubt", "held_failed", "held_in_doubt", "left")
+NOT_DONE_COLUMNS = ("failed", "in_doubt", "held_failed", "held_in_doubt", "not_sent")
+NOT_SENT = "not_sent"
+"""The one word for tasks not sent yet, in `plan`, `submit`, `status`, the metrics and README."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +43,7 @@ class JobSummary:
 
     @property
     def left(self) -> int:
-        return sum(counts["left"] for counts in self.services.values())
+        return sum(counts[NOT_SENT] for counts in self.services.values())
 
     @property
     def not_done(self) -> int:
@@ -55,6 +60,10 @@ class JobSummary:
 
 
 def summarize_job(job: Job) -> JobSummary:
+    # Late: the pipeline brings aiohttp, which `plan` and `status` (users of this module) never
+    # need.
+    from batcher.run.pipeline import Result
+
     services: dict[str, dict[str, int]] = {}
     names = {s for s, _ in job.results} | {s for s, _ in job.held} | set(job.left)
     for service in sorted(names):
@@ -66,40 +75,102 @@ def summarize_job(job: Job) -> JobSummary:
             "in_doubt": job.results[(service, Result.IN_DOUBT)],
             "held_failed": job.held[(service, Decision.HOLD_FAILED)],
             "held_in_doubt": job.held[(service, Decision.HOLD_IN_DOUBT)],
-            "left": job.left[service],
+            NOT_SENT: job.left[service],
         }
     return JobSummary(job.name, str(job.ledger.path), services)
 
 
-def render_summary(summaries: Iterable[JobSummary], exit_code: int, stop_detail: str) -> str:
-    """The human summary printed at the end of `submit`."""
+def render_summary(
+    summaries: Iterable[JobSummary], exit_code: int, stop_detail: str, account_error: bool = False
+) -> str:
+    """The human summary printed at the end of `submit`. `account_error`: the run stopped on
+    an error that fails every task of the account (`stop_detail` is "CODE: message")."""
     lines = []
     for summary in summaries:
         lines.append(f"{summary.manifest} (ledger {summary.ledger})")
         lines.extend(render_table(["service", *SUMMARY_COLUMNS], summary.services))
-        hints = _hints(summary)
+        hints = _hints(summary, account_error)
         lines.extend(f"  {hint}" for hint in hints)
-    if stop_detail:
+    if account_error:
+        lines.append(f"stopped: the API refused this account's requests: {stop_detail}")
+        lines.append(f"to fix: {account_fix(stop_detail)}")
+    elif stop_detail:
         lines.append(f"stopped: {stop_detail}")
     lines.append(f"exit code {exit_code}")
     return "\n".join(lines)
 
 
-def _hints(summary: JobSummary) -> list[str]:
+def render_summary_line(
+    summaries: Iterable[JobSummary], exit_code: int, stop_detail: str, account_error: bool = False
+) -> str:
+    """The summary in one line, for the log file: counts per manifest, why it stopped, exit."""
+    parts = []
+    for summary in summaries:
+        totals = {c: sum(s[c] for s in summary.services.values()) for c in SUMMARY_COLUMNS}
+        counts = ", ".join(f"{count} {column}" for column, count in totals.items() if count)
+        parts.append(f"{summary.manifest}: {counts or 'no tasks'}")
+    if account_error:
+        parts.append(f"stopped: {stop_detail}; to fix: {account_fix(stop_detail)}")
+    elif stop_detail:
+        parts.append(f"stopped: {stop_detail}")
+    return f"run ended, exit code {exit_code}: " + "; ".join(parts)
+
+
+_ACCOUNT_FIXES = {
+    "AuthFailure.SecretIdNotFound": "the SecretId does not exist or is disabled: check "
+    "TENCENTCLOUD_SECRET_ID (or secret_id in the credentials file) against the API keys in the "
+    "console",
+    "AuthFailure.InvalidSecretId": "the SecretId is not an API key: check TENCENTCLOUD_SECRET_ID "
+    "(or secret_id in the credentials file)",
+    "AuthFailure.SignatureFailure": "the signature did not verify: the SecretKey does not belong "
+    "to the SecretId; check TENCENTCLOUD_SECRET_KEY (or secret_key in the credentials file)",
+    "AuthFailure.TokenFailure": "the session token was refused or has expired: temporary "
+    "credentials need their current token (TENCENTCLOUD_TOKEN); get new ones",
+    "AuthFailure.MFAFailure": "the key's user must pass MFA: use an API key without MFA",
+    "AuthFailure.UnauthorizedOperation": "this key's user may not create AIGC image tasks: grant "
+    "it CreateAigcImageTask on the service in CAM (Cloud Access Management)",
+    "UnauthorizedOperation": "this key's user may not create AIGC image tasks: grant it "
+    "CreateAigcImageTask on the service in CAM (Cloud Access Management)",
+    "FailedOperation.InvalidVodUser": "VOD is not activated on this account: activate Video on "
+    "Demand in the console",
+    "InvalidParameterValue.SubAppId": "the SubAppId does not exist on this account: set SubAppId "
+    "under defaults.vod in the manifest to one of the account's VOD applications",
+}
+
+
+def account_fix(stop_detail: str) -> str:
+    """What the user must change, in plain words, for an account-wide error "CODE: message"."""
+    code = stop_detail.partition(":")[0].strip()
+    fix = _ACCOUNT_FIXES.get(code)
+    if fix is None and code.startswith("AuthFailure"):
+        fix = ("the API refused the credentials: check TENCENTCLOUD_SECRET_ID and "
+               "TENCENTCLOUD_SECRET_KEY (or the credentials file) and this machine's clock")
+    return fix or ("every request would fail the same way: fix the account or the manifest as "
+                   "the message says")
+
+
+def _hints(summary: JobSummary, account_error: bool = False) -> list[str]:
     totals = {c: sum(s[c] for s in summary.services.values()) for c in SUMMARY_COLUMNS}
     hints = []
     if totals["held_failed"]:
         hints.append(
             f"{totals['held_failed']} task(s) failed permanently before: fix the manifest, or "
-            "send them again with --retry-failed"
+            "send them again with --retry-failed (batcher status "
+            f"{shlex.quote(summary.manifest)} --tasks --state failed lists them)"
         )
     if totals["in_doubt"] or totals["held_in_doubt"]:
         hints.append(
             f"{totals['in_doubt'] + totals['held_in_doubt']} mps task(s) are in doubt (the "
-            "server may have created them): check them, then --resend-in-doubt to send again"
+            f"server may have created them): batcher status {shlex.quote(summary.manifest)} "
+            "--tasks --state "
+            "in_doubt lists them; check them, then --resend-in-doubt to send them again"
         )
-    if totals["left"]:
-        hints.append(f"{totals['left']} task(s) not sent yet: run the same command again")
+    if totals[NOT_SENT]:
+        if account_error:
+            hints.append(f"{totals[NOT_SENT]} task(s) not sent: they are sent once the "
+                         "error below is fixed")
+        else:
+            hints.append(f"{totals[NOT_SENT]} task(s) not sent yet: run the same command again")
     return hints
 
 
@@ -136,20 +207,27 @@ class PlanReport:
             name: {
                 "tasks": plan.total,
                 "done": plan.done,
-                "to_send": plan.to_send,
+                NOT_SENT: plan.not_sent,
+                "resend": plan.to_send - plan.not_sent,
                 "held": plan.held,
             }
             for name, plan in sorted(self.services.items())
         }
 
 
+PLAN_COLUMNS = ("tasks", "done", NOT_SENT, "resend", "held")
+"""`not_sent` and `resend` are what this run sends: never sent, and sent before without
+success (a retryable failure, a vod task in doubt, or what --retry-failed /
+--resend-in-doubt let through); `held` waits for those options."""
+
+
 def render_plan(report: PlanReport) -> str:
     rows = report.rows()
     if len(rows) > 1:
-        columns = ("tasks", "done", "to_send", "held")
-        rows["total"] = {column: sum(row[column] for row in rows.values()) for column in columns}
+        rows["total"] = {column: sum(row[column] for row in rows.values())
+                         for column in PLAN_COLUMNS}
     lines = [f"{report.manifest} (batch {report.batch}, ledger {report.ledger})"]
-    lines.extend(render_table(["service", "tasks", "done", "to_send", "held"], rows))
+    lines.extend(render_table(["service", *PLAN_COLUMNS], rows))
     lines.append(
         f"  sending takes about {format_duration(report.seconds_to_send())} at "
         f"{report.rate:g} requests/s per service (services run side by side)"

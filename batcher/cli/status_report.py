@@ -1,7 +1,7 @@
 """`batcher status`: how many tasks stand in each state, and the failures grouped by error code.
 
 From a ledger alone, the states are those of the keys it has seen. With a manifest, every task
-of the manifest is counted, so tasks never sent show as `pending`, and ledger keys that the
+of the manifest is counted, so tasks never sent show as `not_sent`, and ledger keys that the
 manifest no longer has (an edited manifest) are left out.
 """
 
@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batcher.cli.report import render_table
+from batcher.cli.report import NOT_SENT, render_table
 from batcher.manifest import Manifest
-from batcher.state.ledger import FailureGroup, TaskState, replay
+from batcher.state.events import FailureGroup, TaskState
+from batcher.state.replay import replay
 
 STATE_NAMES = {
-    TaskState.PENDING: "pending",
+    TaskState.PENDING: NOT_SENT,
     TaskState.SUBMITTED: "submitted",
     TaskState.DUPLICATE: "duplicate",
     TaskState.IN_DOUBT: "in_doubt",

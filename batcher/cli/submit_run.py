@@ -36,7 +36,7 @@ from batcher.state.completion import (
 )
 from batcher.state.ledger import LedgerReplay, LedgerWriter, open_ledger, replay
 from batcher.wire.client import AigcClient, ClientSettings
-from batcher.wire.credentials import Credentials
+from batcher.wire.credentials import Credentials, CredentialsProvider, StaticCredentials
 
 log = logging.getLogger("batcher")
 
@@ -68,12 +68,21 @@ class SubmitResult:
     summaries: list[JobSummary]
     exit_code: ExitCode
     stop_detail: str
+    account_error: bool = False
+    """Stopped by an error that fails every task of the account (`stop_detail`: CODE: message)."""
 
 
-async def run_submit(options: SubmitOptions, credentials: Credentials) -> SubmitResult:
+async def run_submit(
+    options: SubmitOptions, credentials: Credentials | CredentialsProvider
+) -> SubmitResult:
     """Lock, replay and plan each manifest, run the pipeline, close the ledgers, judge the run.
 
-    ManifestError (exit 2) or LedgerLocked (exit 3) before anything is sent."""
+    CredentialsError (no CVM role either), ManifestError (exit 2) or LedgerLocked (exit 3)
+    before anything is sent."""
+    if isinstance(credentials, Credentials):
+        credentials = StaticCredentials(credentials)
+    found = await credentials.current()  # the CVM role's first fetch: no role, no run
+    log.debug("credentials: %s", found)
     async with contextlib.AsyncExitStack() as stack:
         store = open_store(options.rate_store)  # a bad URL exits 2 before any lock is taken
         stack.push_async_callback(store.close)
@@ -93,8 +102,8 @@ async def run_submit(options: SubmitOptions, credentials: Credentials) -> Submit
         observer, closers = _observers(options, jobs, metrics)
         try:
             async with AigcClient(credentials, options.client) as client:
-                pipeline = Pipeline(client, jobs, options.run, observer, store,
-                                    scope=credentials.secret_id)
+                scope = _rate_scope(await credentials.current())
+                pipeline = Pipeline(client, jobs, options.run, observer, store, scope=scope)
                 result = await _run_with_metrics(pipeline, metrics, options.metrics_interval)
         finally:
             for close in closers:
@@ -199,6 +208,15 @@ def _observers(
     return ObserverGroup(observers), closers
 
 
+def _rate_scope(credentials: Credentials) -> str:
+    """What scopes the rate store's keys: the account's SecretId (hashed by the store). A CVM
+    role's temporary SecretId changes at every refresh and differs between hosts, so its
+    runs are scoped by the role's name instead: the hosts that share a role share its cap."""
+    if credentials.source.startswith("CVM role "):
+        return credentials.source
+    return credentials.secret_id
+
+
 _NOTHING_LOST_STOPS = frozenset({StopReason.STORE_UNREACHABLE, StopReason.ENDPOINT_UNREACHABLE})
 
 
@@ -207,7 +225,7 @@ def _judge(result: RunResult) -> SubmitResult:
     stop = result.stop
     detail = stop.detail if stop else ""
     if stop is not None and stop.reason is StopReason.RUN_STOPPING_ERROR:
-        return SubmitResult(summaries, ExitCode.USAGE, detail)
+        return SubmitResult(summaries, ExitCode.USAGE, detail, account_error=True)
     if stop is not None and stop.reason is StopReason.SIGINT:
         return SubmitResult(summaries, ExitCode.SIGINT, detail)
     if stop is not None and stop.reason is StopReason.SIGTERM:

@@ -1,4 +1,5 @@
-"""The HTTP face of the emulator: `POST /` for both services, `GET /_emulator/stats` for tests.
+"""The HTTP face of the emulator: `POST /` for both services' actions, `GET /_files/...` for the
+generated images (`files.py`), `GET /_emulator/stats` for tests.
 
 `make_app(config)` builds an aiohttp application around one `EmulatorState`. A `POST /` goes
 through the steps of the real endpoint, in this order, and stops at the first that refuses:
@@ -6,11 +7,14 @@ through the steps of the real endpoint, in this order, and stops at the first th
 1. an injected proxy 502 (`--http-502-rate`): the backend never sees the request;
 2. the common headers and the TC3 signature (`auth.verify`); the credential scope's service
    (`vod` / `mps`) picks the service, since both share one port;
-3. the service's rolling one-second window (`RequestLimitExceeded`);
-4. injected backend errors (`--fail-code`, `--internal-error-rate`, `--throttle-rate`);
-5. the body against the service's model (`validation.validate`), VOD's SubAppId included;
-6. VOD's SessionId dedup; then the task is created, and possibly the connection dropped
-   (`--drop-after-create-rate`) instead of answering.
+3. the action's rolling one-second window (`RequestLimitExceeded`), each action with its own
+   cap (`EmulatorConfig.cap_for`);
+4. injected backend errors (`--fail-code`, `--internal-error-rate`, `--throttle-rate`), for
+   every action;
+5. the body against the action's model (`validation`), a SubAppId it carries included;
+6. for `CreateAigcImageTask`: VOD's SessionId dedup; then the task is created (and its life
+   begins in the `TaskBook`), and possibly the connection dropped (`--drop-after-create-rate`)
+   instead of answering. For a poll action: the answer `polls.Polls` builds.
 
 Every API answer is HTTP 200 with `Content-Type: application/json` exactly (the official SDK
 recognizes an error body only then) and a `Date` header from the emulator's own clock, after the
@@ -23,16 +27,19 @@ import asyncio
 import json
 import uuid
 from email.utils import formatdate
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from batcher.api.models import VodCreateAigcImageTaskRequest
+from batcher.api.models import RequestModel, VodCreateAigcImageTaskRequest
+from batcher.api.results import POLL_REQUESTS, parse_api_time
 from batcher.api.services import SERVICES, Service
 from batcher.emulator.auth import parse, verify
 from batcher.emulator.config import EmulatorConfig
 from batcher.emulator.errors import ApiError, known, request_limit_exceeded
 from batcher.emulator.faults import THROTTLE, FaultInjector
+from batcher.emulator.files import FILES_PREFIX, FileServer
+from batcher.emulator.polls import Polls, dump
 from batcher.emulator.ratelimit import RollingWindow
 from batcher.emulator.state import (
     OUTCOME_DROPPED,
@@ -41,7 +48,8 @@ from batcher.emulator.state import (
     EmulatorState,
     RequestRecord,
 )
-from batcher.emulator.validation import validate
+from batcher.emulator.tasks import TaskSpec
+from batcher.emulator.validation import validate, validate_as
 
 STATE_KEY = web.AppKey("batcher_emulator_state", EmulatorState)
 STATS_PATH = "/_emulator/stats"
@@ -64,6 +72,8 @@ def make_app(config: EmulatorConfig | None = None) -> web.Application:
     app[STATE_KEY] = state
     app.router.add_post("/", endpoint.handle)
     app.router.add_get(STATS_PATH, endpoint.stats)
+    files = FileServer(config, state.tasks, endpoint.faults, state.files)
+    app.router.add_get(FILES_PREFIX + "/{task_id}/{name}", files.handle)
 
     async def close_state(_: web.Application) -> None:
         state.close()
@@ -72,17 +82,26 @@ def make_app(config: EmulatorConfig | None = None) -> web.Application:
     return app
 
 
+def _local_port(request: web.Request) -> int | None:
+    """The port the request arrived on (what its `Host` header must name)."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return int(sockname[1]) if isinstance(sockname, tuple) and len(sockname) >= 2 else None
+
+
 class _Endpoint:
     """The request handlers, with the per-instance machinery they share."""
 
-    __slots__ = ("_date_second", "_date_text", "config", "faults", "state", "windows")
+    __slots__ = ("_date_second", "_date_text", "config", "faults", "polls", "state", "windows")
 
     def __init__(self, config: EmulatorConfig, state: EmulatorState) -> None:
         self.config = config
         self.state = state
         self.faults = FaultInjector(config.faults)
+        self.polls = Polls(config, state.tasks)
         self.windows = {
-            name: RollingWindow(config.rate_for(service)) for name, service in SERVICES.items()
+            (name, action): RollingWindow(config.cap_for(service, action))
+            for name, service in SERVICES.items()
+            for action in service.caps
         }
         self._date_second = -1
         self._date_text = ""
@@ -94,8 +113,10 @@ class _Endpoint:
         headers = request.headers
         auth = parse(headers.get("Authorization"))
         service_name = auth.service if auth is not None and auth.service in SERVICES else None
-        if service_name is not None:
-            # Before any await, so that arrivals reach the meter in order.
+        action = headers.get("X-TC-Action") if service_name is not None else None
+        if service_name is not None and action not in POLL_REQUESTS:
+            # Before any await, so that arrivals reach the meter in order. Polls are left out:
+            # the meter proves the creation rate, even with a collector polling beside.
             self.state.counters[service_name].peak.observe(arrived)
         body = await request.read()
 
@@ -105,20 +126,22 @@ class _Endpoint:
         def done(code: str, session_id: str | None = None, task_id: str | None = None) -> None:
             rid = None if code == OUTCOME_HTTP_502 else request_id
             self.state.record(
-                RequestRecord(arrived, now, service_name, code, session_id, task_id, rid)
+                RequestRecord(arrived, now, service_name, code, session_id, task_id, rid, action)
             )
 
         if self.faults.http_502():
             done(OUTCOME_HTTP_502)
             return await self._answer(_bad_gateway(self._date(now)))
 
-        verdict = verify(headers=headers, body=body, auth=auth, config=config, now=now)
+        verdict = verify(headers=headers, body=body, auth=auth, config=config, now=now,
+                         own_port=_local_port(request))
         if isinstance(verdict, ApiError):
             done(verdict.code)
             return await self._error(verdict, request_id, now)
         service = verdict
+        assert action is not None  # `verify` refuses a request without one
 
-        window = self.windows[service.name]
+        window = self.windows[(service.name, action)]
         refused = window.admit(config.monotonic())
         if refused is not None:
             error = request_limit_exceeded(refused, window.limit)
@@ -127,9 +150,12 @@ class _Endpoint:
 
         injected = self.faults.backend_error()
         if injected is not None:
-            error = self._injected(injected, service)
+            error = self._injected(injected, service, action)
             done(error.code)
             return await self._error(error, request_id, now)
+
+        if action != service.action:
+            return await self._poll(request, service, action, body, request_id, now, done)
 
         parsed = validate(service, body, headers.get("Content-Type", ""), config.sub_app_ids)
         if isinstance(parsed, ApiError):
@@ -150,6 +176,7 @@ class _Endpoint:
             self.state.sessions.remember(session_id, now)
 
         task_id = f"{prefix}-AigcImage-{uuid.uuid4().hex}"
+        self.state.tasks.add(_task_spec(service, task_id, parsed), now)
         if self.faults.drop_after_create():
             done(OUTCOME_DROPPED, session_id, task_id)
             return await self._drop(request)
@@ -162,12 +189,42 @@ class _Endpoint:
         payload = self.state.stats(include_sessions=include_sessions)
         return self._json(payload, self.config.now())
 
+    async def _poll(
+        self,
+        request: web.Request,
+        service: Service,
+        action: str,
+        body: bytes,
+        request_id: str,
+        now: float,
+        done: _Done,
+    ) -> web.StreamResponse:
+        """A poll action: validated against its model, then answered from the task book."""
+        parsed = validate_as(
+            POLL_REQUESTS[action],
+            service,
+            body,
+            request.headers.get("Content-Type", ""),
+            self.config.sub_app_ids,
+        )
+        if isinstance(parsed, ApiError):
+            done(parsed.code)
+            return await self._error(parsed, request_id, now)
+        # The file URLs name the emulator as the client reached it.
+        answer = self.polls.answer(action, parsed, now, f"{request.scheme}://{request.host}")
+        if isinstance(answer, ApiError):
+            done(answer.code)
+            return await self._error(answer, request_id, now)
+        done(OUTCOME_OK)
+        return await self._answer(self._json({"Response": dump(answer, request_id)}, now))
+
     # --- answers ---------------------------------------------------------------------------
 
-    def _injected(self, code: str, service: Service) -> ApiError:
+    def _injected(self, code: str, service: Service, action: str) -> ApiError:
         if code == THROTTLE:
-            limit = self.windows[service.name].limit or service.rate_cap
-            count = max(self.windows[service.name].count(self.config.monotonic()), limit) + 1
+            window = self.windows[(service.name, action)]
+            limit = window.limit or service.cap(action)
+            count = max(window.count(self.config.monotonic()), limit) + 1
             return request_limit_exceeded(count, limit)
         return known(code)
 
@@ -211,6 +268,50 @@ class _Endpoint:
             self._date_second = second
             self._date_text = formatdate(second, usegmt=True)
         return self._date_text
+
+
+class _Done(Protocol):
+    def __call__(
+        self, code: str, session_id: str | None = None, task_id: str | None = None
+    ) -> None: ...
+
+
+def _task_spec(service: Service, task_id: str, request: RequestModel) -> TaskSpec:
+    """What the result side keeps of a creation request."""
+    if isinstance(request, VodCreateAigcImageTaskRequest):
+        output = request.OutputConfig
+        expire = output.ExpireTime if output is not None else None
+        return TaskSpec(
+            service=service.name,
+            task_id=task_id,
+            prompt=request.Prompt,
+            model_name=request.ModelName,
+            model_version=request.ModelVersion,
+            image_count=(output.OutputImageCount if output is not None else None) or 1,
+            sub_app_id=request.SubAppId,
+            session_id=request.SessionId or None,
+            session_context=request.SessionContext,
+            storage_mode=output.StorageMode if output is not None else None,
+            media_name=output.MediaName if output is not None else None,
+            expire_time=_parsed_time(expire),
+        )
+    return TaskSpec(
+        service=service.name,
+        task_id=task_id,
+        prompt=request.Prompt,
+        model_name=request.ModelName,
+        model_version=request.ModelVersion,
+        image_count=request.OutputImageCount or 1,
+    )
+
+
+def _parsed_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return parse_api_time(text)
+    except ValueError:  # the real API would refuse it; the emulator keeps the file forever
+        return None
 
 
 def _bad_gateway(date: str) -> web.Response:

@@ -11,12 +11,19 @@ import os
 from pathlib import Path
 
 from batcher.emulator.config import (
+    DEFAULT_FAIL_GENERATION_MARKER,
+    DEFAULT_GENERATION_JITTER,
+    DEFAULT_GENERATION_SECONDS,
     DEFAULT_HOST,
+    DEFAULT_IMAGE_BYTES,
     DEFAULT_PORT,
     DEFAULT_SECRET_ID,
     DEFAULT_SECRET_KEY,
+    DEFAULT_URL_TTL_SECONDS,
+    MIN_IMAGE_BYTES,
     EmulatorConfig,
     FaultConfig,
+    GenerationConfig,
 )
 
 
@@ -39,10 +46,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="its SecretKey (default: $TENCENTCLOUD_SECRET_KEY, else the emulator's test key)",
     )
     parser.add_argument(
+        "--token",
+        help="make --secret-id/--secret-key temporary credentials, accepted only with this "
+        "X-TC-Token (default: $TENCENTCLOUD_TOKEN; none = permanent, a token is refused)",
+    )
+    parser.add_argument(
         "--rate",
         type=_non_negative_int,
         default=None,
-        help="requests per rolling second per service, 0 = unlimited (default: the API's 20)",
+        help="creations per rolling second per service (default: the API's 20); "
+        "0 lifts every cap, the poll actions' too",
+    )
+    parser.add_argument(
+        "--poll-rate",
+        type=_non_negative_int,
+        default=None,
+        help="requests per rolling second of each poll action, 0 = unlimited (default: the "
+        "API's: DescribeTaskDetail and DescribeTasks 100, DescribeAigcImageTask 20)",
     )
     parser.add_argument(
         "--sub-app-id",
@@ -54,8 +74,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--log", type=Path, metavar="PATH", help="append one JSON line per request")
 
+    results = parser.add_argument_group("the result side: generation and files")
+    results.add_argument(
+        "--generation-seconds",
+        type=_non_negative_float,
+        default=DEFAULT_GENERATION_SECONDS,
+        metavar="S",
+        help="time a task takes from creation to its files: it waits the first fifth, then "
+        "runs (%(default)s)",
+    )
+    results.add_argument(
+        "--generation-jitter",
+        type=_share,
+        default=DEFAULT_GENERATION_JITTER,
+        metavar="J",
+        help="spread of the generation time, 0.5 = +-50%% (%(default)s)",
+    )
+    results.add_argument(
+        "--fail-generation-marker",
+        default=DEFAULT_FAIL_GENERATION_MARKER,
+        metavar="TEXT",
+        help="a prompt containing TEXT fails at generation, as content moderation refuses it "
+        "(%(default)s)",
+    )
+    results.add_argument(
+        "--image-bytes",
+        type=_image_bytes,
+        default=DEFAULT_IMAGE_BYTES,
+        metavar="N",
+        help=f"exact size of every PNG served, at least {MIN_IMAGE_BYTES} (%(default)s)",
+    )
+    results.add_argument(
+        "--url-ttl",
+        type=_positive_float,
+        default=DEFAULT_URL_TTL_SECONDS,
+        metavar="SECONDS",
+        help="MPS image URLs answer 403 this long after their task finished (%(default)s = "
+        "12 h); VOD Temporary files end 7 days after",
+    )
+
     faults = parser.add_argument_group("fault injection (all off by default)")
-    faults.add_argument("--seed", type=int, help="seed of the fault draws, for reproducible runs")
+    faults.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the fault draws and of the generation-time spread, for reproducible runs",
+    )
     faults.add_argument(
         "--internal-error-rate",
         type=_share,
@@ -106,6 +169,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CODE[:P]",
         help="answer error CODE to a share P of requests (default 1; repeatable)",
     )
+    faults.add_argument(
+        "--download-drop-rate",
+        type=_share,
+        default=0.0,
+        metavar="P",
+        help="share of image downloads whose connection drops halfway through the body",
+    )
+    faults.add_argument(
+        "--download-error-rate",
+        type=_share,
+        default=0.0,
+        metavar="P",
+        help="share of image downloads answered HTTP 503",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
@@ -120,11 +197,24 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         drop_after_create_rate=args.drop_after_create_rate,
         latency_ms=args.latency_ms,
         fail_codes=tuple(args.fail_code),
+        download_drop_rate=args.download_drop_rate,
+        download_error_rate=args.download_error_rate,
     )
+    generation = GenerationConfig(
+        seconds=args.generation_seconds,
+        jitter=args.generation_jitter,
+        fail_marker=args.fail_generation_marker,
+        image_bytes=args.image_bytes,
+        url_ttl=args.url_ttl,
+    )
+    token = args.token or os.environ.get("TENCENTCLOUD_TOKEN") or None
     return EmulatorConfig(
         secret_id=secret_id,
         secret_key=secret_key,
+        token=token,
         rate=args.rate,
+        poll_rate=args.poll_rate,
+        generation=generation,
         sub_app_ids=frozenset(args.sub_app_id),
         clock_skew=args.clock_skew,
         faults=faults,
@@ -161,6 +251,30 @@ def _positive_int(text: str) -> int:
     value = _non_negative_int(text)
     if value == 0:
         raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _image_bytes(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < MIN_IMAGE_BYTES:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_IMAGE_BYTES} bytes, got {text}")
     return value
 
 

@@ -48,8 +48,26 @@ _MESSAGES: dict[str, str] = {
     "InvalidParameterValue.SessionContextTooLong": "SessionContext is too long.",
     "InvalidParameterValue.FileId": "The FileId does not exist.",
     "ResourceUnavailable": "The resource is unavailable.",
+    "InvalidParameterValue.TaskId": "The TaskId does not exist.",
+    "ResourceNotFound.TaskNotFound": "The task does not exist.",
+    "InvalidParameterValue.ScrollToken": "The ScrollToken is invalid or has expired.",
     "ServiceUnavailable": "Service is unavailable now.",
 }
+
+
+def token_failure(detail: str) -> ApiError:
+    """`AuthFailure.TokenFailure` (the common code for a missing, wrong or expired token)."""
+    return ApiError("AuthFailure.TokenFailure", f"Token error. {detail}")
+
+
+def wrong_host(host: str) -> ApiError:
+    """A `Host` header that is not this endpoint's. The real API's answer is not documented;
+    it derives the signature from its own host, so the closest real code is SignatureFailure."""
+    return ApiError(
+        "AuthFailure.SignatureFailure",
+        f"The Host header `{host[:100]}` is not this endpoint's host: send Host as host[:port] "
+        "of the URL, with no scheme or user info.",
+    )
 
 
 def known(code: str) -> ApiError:

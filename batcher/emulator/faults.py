@@ -4,7 +4,7 @@ One seeded `random.Random` per emulator decides; a fault whose share is 0 draws 
 turning one fault on does not change the sequence another one sees for the same requests.
 Where each fault strikes is the handler's business (see `app.py`): a proxy's 502 before anything
 is checked, backend errors after the rate window admitted the request, a dropped connection after
-the task was created.
+the task was created; a dropped or failed image download in the file server (`files.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ from batcher.emulator.config import FaultConfig
 
 THROTTLE = "RequestLimitExceeded"
 INTERNAL_ERROR = "InternalError"
+DOWNLOAD_DROP = "drop"
+"""The file server closes the connection halfway through the body."""
+DOWNLOAD_ERROR = "error"
+"""The file server answers HTTP 503."""
 
 
 class FaultInjector:
@@ -51,6 +55,14 @@ class FaultInjector:
     def drop_after_create(self) -> bool:
         """Create the task, then close the connection without answering."""
         return self._hit(self._config.drop_after_create_rate)
+
+    def download_fault(self) -> str | None:
+        """`DOWNLOAD_DROP`, `DOWNLOAD_ERROR` or None for one image download."""
+        if self._hit(self._config.download_drop_rate):
+            return DOWNLOAD_DROP
+        if self._hit(self._config.download_error_rate):
+            return DOWNLOAD_ERROR
+        return None
 
     def latency(self) -> float:
         """Seconds to wait before answering (0 when no latency is configured)."""

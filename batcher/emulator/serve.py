@@ -78,13 +78,21 @@ async def _serve(config: EmulatorConfig) -> int:
 def _summary(config: EmulatorConfig, url: str) -> str:
     """One line about the settings, for stderr (never the secret key)."""
     caps = ", ".join(
-        f"{name} {config.rate_for(service)}/s" if config.rate_for(service) else f"{name} unlimited"
+        f"{name} {action} {_cap(config.cap_for(service, action))}"
         for name, service in SERVICES.items()
+        for action in service.caps
     )
+    generation = config.generation
     return (
         f"batcher emulator: vod and mps on {url}, secret id {config.secret_id}, "
-        f"rate {caps}; SIGINT or SIGTERM stops it"
+        f"caps {caps}; generation {generation.seconds:g} s +-{generation.jitter:.0%}, "
+        f"images {generation.image_bytes} bytes, MPS URLs kept {generation.url_ttl:g} s; "
+        "SIGINT or SIGTERM stops it"
     )
+
+
+def _cap(cap: int) -> str:
+    return f"{cap}/s" if cap else "unlimited"
 
 
 def _complain(message: str) -> None:

@@ -1,4 +1,4 @@
-"""What the emulator remembers: created tasks' SessionIds (VOD dedup), counters and request records.
+"""What the emulator remembers: SessionIds (VOD dedup), the tasks' lives, counters and records.
 
 `EmulatorState` is the one mutable object of an emulator instance (no module-level state): the
 handler calls `record` exactly once per request, which updates the counters behind
@@ -16,7 +16,9 @@ from typing import IO, Any
 
 from batcher.api.services import SERVICE_NAMES, get_service
 from batcher.emulator.config import DEDUP_WINDOW_SECONDS, EmulatorConfig
+from batcher.emulator.files import FileCounters
 from batcher.emulator.ratelimit import PeakMeter
+from batcher.emulator.tasks import TaskBook
 
 OUTCOME_OK = "ok"
 OUTCOME_HTTP_502 = "http_502"
@@ -39,7 +41,10 @@ class RequestRecord:
     """`ok`, `dropped`, `http_502`, or the error code answered."""
     session_id: str | None = None
     task_id: str | None = None
+    """The TaskId created (None for a poll, whatever TaskId it asked about)."""
     request_id: str | None = None
+    action: str | None = None
+    """`X-TC-Action` of the request, when its service could be told."""
 
     @property
     def created(self) -> bool:
@@ -84,6 +89,7 @@ class ServiceCounters:
     """The counters of one service (or of the requests no service could be told for)."""
 
     __slots__ = (
+        "actions",
         "created",
         "created_per_session",
         "dropped",
@@ -104,9 +110,13 @@ class ServiceCounters:
         self.created_per_session: dict[str, int] = {}
         self.repeated_sessions = 0
         """SessionIds that more than one created task carried."""
+        self.actions: dict[str, int] = {}
+        """Requests per action, answered or refused."""
 
     def count(self, record: RequestRecord) -> None:
         self.requests += 1
+        if record.action is not None:
+            self.actions[record.action] = self.actions.get(record.action, 0) + 1
         code = record.code
         if record.task_id is not None:
             self.created += 1
@@ -122,7 +132,13 @@ class ServiceCounters:
         elif code != OUTCOME_OK:
             self.errors[code] = self.errors.get(code, 0) + 1
 
-    def to_json(self, *, rate_limit: int | None, include_sessions: bool) -> dict[str, Any]:
+    def to_json(
+        self,
+        *,
+        rate_limit: int | None,
+        include_sessions: bool,
+        action_limits: dict[str, int] | None = None,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "requests": self.requests,
             "created": self.created,
@@ -131,9 +147,12 @@ class ServiceCounters:
             "errors": dict(sorted(self.errors.items())),
             "max_requests_in_rolling_second": self.peak.peak,
             "sessions_created_more_than_once": self.repeated_sessions,
+            "requests_per_action": dict(sorted(self.actions.items())),
         }
         if rate_limit is not None:
             body["rate_limit"] = rate_limit
+        if action_limits is not None:
+            body["rate_limits"] = action_limits
         if include_sessions:
             body["sessions"] = dict(self.created_per_session)
         return body
@@ -150,6 +169,8 @@ class EmulatorState:
             name: ServiceCounters() for name in SERVICE_NAMES
         }
         self.unrouted = ServiceCounters()
+        self.tasks = TaskBook(config.generation, seed=config.faults.seed)
+        self.files = FileCounters()
         self._log: IO[str] | None = None
         if config.log_path is not None:
             # Line-buffered: a test or a human tailing the file sees each request at once.
@@ -176,22 +197,32 @@ class EmulatorState:
 
         `{"services": {"vod": {...}, "mps": {...}}, "unrouted": {...}, "records_kept": N}`, each
         service with `requests`, `created` (including `dropped_after_create`), `http_502`,
-        `errors` (code -> count), `max_requests_in_rolling_second` (every arrival counted),
-        `rate_limit` (0 = unlimited), `sessions` (SessionId -> tasks created with it) and
-        `sessions_created_more_than_once`. `unrouted` counts requests whose Authorization
-        named no known service.
+        `errors` (code -> count), `max_requests_in_rolling_second` (arrivals, polls aside),
+        `rate_limit` (the creation cap, 0 = unlimited), `rate_limits` (action -> cap),
+        `requests_per_action` (polls per action among them), `sessions` (SessionId -> tasks
+        created with it) and `sessions_created_more_than_once`. `unrouted` counts requests whose
+        Authorization named no known service. `files` counts the file server's answers
+        (`served`, `bytes`, `expired`, `not_found`, `dropped_mid_body`, `http_503`), and
+        `tasks_known` the tasks of the last three days.
         """
         return {
             "services": {
                 name: counters.to_json(
                     rate_limit=self.config.rate_for(get_service(name)),
                     include_sessions=include_sessions,
+                    action_limits=self._limits(name),
                 )
                 for name, counters in self.counters.items()
             },
             "unrouted": self.unrouted.to_json(rate_limit=None, include_sessions=False),
             "records_kept": len(self.records),
+            "files": self.files.to_json(),
+            "tasks_known": len(self.tasks),
         }
+
+    def _limits(self, name: str) -> dict[str, int]:
+        service = get_service(name)
+        return {action: self.config.cap_for(service, action) for action in service.caps}
 
     def close(self) -> None:
         if self._log is not None:

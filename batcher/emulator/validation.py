@@ -1,4 +1,4 @@
-"""Request-body validation: the service's pydantic model, its errors mapped to API error codes.
+"""Request-body validation: the action's pydantic model, its errors mapped to API error codes.
 
 The models of `batcher.api.models` are the contract both sides share; here they run in lax mode, as
 the real API accepts numeric strings (its own example sends `"TasksPriority": "10"`). A failed
@@ -18,7 +18,13 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from batcher.api.models import RequestModel, VodCreateAigcImageTaskRequest, request_model
+from batcher.api.models import (
+    ApiModel,
+    MpsCreateAigcImageTaskRequest,
+    RequestModel,
+    VodCreateAigcImageTaskRequest,
+    request_model,
+)
 from batcher.api.services import Service
 from batcher.emulator import errors
 from batcher.emulator.errors import ApiError
@@ -40,9 +46,28 @@ _VOD_TOO_LONG = {
 def validate(
     service: Service, body: bytes, content_type: str, sub_app_ids: Collection[int]
 ) -> RequestModel | ApiError:
-    """The parsed request, or the error the real API answers this body with.
+    """The parsed `CreateAigcImageTask` request, or the error the real API answers it with.
 
     `sub_app_ids` are the VOD applications that exist; empty means any positive integer.
+    """
+    request = validate_as(request_model(service.name), service, body, content_type, sub_app_ids)
+    if isinstance(request, ApiError):
+        return request
+    assert isinstance(request, (VodCreateAigcImageTaskRequest, MpsCreateAigcImageTaskRequest))
+    return request
+
+
+def validate_as(
+    model: type[ApiModel],
+    service: Service,
+    body: bytes,
+    content_type: str,
+    sub_app_ids: Collection[int],
+) -> ApiModel | ApiError:
+    """The body parsed as `model` (any action's request), or the error the API answers it with.
+
+    A `SubAppId` the request carries must be positive and, when `sub_app_ids` is not empty, one
+    of them.
     """
     media_type = content_type.partition(";")[0].strip().lower()
     if media_type != JSON_MEDIA_TYPE:
@@ -57,12 +82,13 @@ def validate(
         return errors.invalid_parameter("The request body must be a JSON object.")
 
     try:
-        request = request_model(service.name).model_validate(data)
+        request = model.model_validate(data)
     except ValidationError as exc:
         return _first_error(service, exc.errors())
 
-    if isinstance(request, VodCreateAigcImageTaskRequest) and (
-        request.SubAppId <= 0 or (sub_app_ids and request.SubAppId not in sub_app_ids)
+    sub_app_id = getattr(request, "SubAppId", None)
+    if sub_app_id is not None and (
+        sub_app_id <= 0 or (sub_app_ids and sub_app_id not in sub_app_ids)
     ):
         return errors.known("InvalidParameterValue.SubAppId")
     return request

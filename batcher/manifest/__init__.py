@@ -10,9 +10,13 @@ The public surface is what `plan`, `submit` and `status` call::
     report = manifest.validate()          # ManifestError (exit 2) before anything is sent
     for task in manifest.tasks():         # a stream: a million rows are never held at once
         print(task.key, task.service, task.session_id)
+
+    manifest.validate(on_key=tally)       # the same check, each task's TaskKey to a ledger
+    manifest.tasks("vod", start=place)    # a lane resuming at a TaskKey's place
 """
 
 from batcher.exceptions import ManifestError
-from batcher.manifest.loader import Manifest, Task, ValidationReport, load_manifest
+from batcher.manifest.loader import Manifest, load_manifest
+from batcher.manifest.task import Task, TaskKey, ValidationReport
 
-__all__ = ["Manifest", "ManifestError", "Task", "ValidationReport", "load_manifest"]
+__all__ = ["Manifest", "ManifestError", "Task", "TaskKey", "ValidationReport", "load_manifest"]

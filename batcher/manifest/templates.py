@@ -16,8 +16,11 @@ so a manifest can never reach into Python objects. Which names are known is the 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from batcher.manifest.task import Loc, format_loc
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -78,3 +81,31 @@ def _explain_bad_brace(token: str) -> str:
         f"{token!r} is not a placeholder: a placeholder is {{name}} (letters, digits, _); "
         "write {{ and }} for literal braces"
     )
+
+
+class BadTemplateError(ValueError):
+    """A malformed template, with the parameter it is in."""
+
+
+def parse_templates_in(value: Any, loc: Loc) -> tuple[tuple[Loc, Template], ...]:
+    """Every string inside `value` that holds braces, parsed; `BadTemplateError` if malformed."""
+    templates = []
+    for string_loc, text in strings_in(value, loc):
+        try:
+            templates.append((string_loc, parse_template(text)))
+        except TemplateSyntaxError as error:
+            raise BadTemplateError(f"{format_loc(string_loc)}: {error}") from None
+    return tuple(templates)
+
+
+def strings_in(value: Any, loc: Loc) -> Iterator[tuple[Loc, str]]:
+    """Every string inside a parameter value that may hold a placeholder, with its place."""
+    if isinstance(value, str):
+        if may_be_template(value):
+            yield loc, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from strings_in(item, (*loc, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from strings_in(item, (*loc, index))

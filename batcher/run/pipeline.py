@@ -290,7 +290,7 @@ class Pipeline:
         the last of them, and the tasks passed over (done, held) are not counted again."""
         rules = self._settings.rules
         passed_over = 0
-        for task in job.manifest.tasks(service):
+        for task in job.manifest.tasks(service, start=job.plans[service].send_from or 0):
             state = job.replay.state_of(task.key)
             if decide(state, task.service, task.session_id, rules) is Decision.SEND:
                 yield job, task

@@ -13,8 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from batcher.api.services import SERVICE_NAMES, get_service
-from batcher.manifest import Manifest, Task
-from batcher.state.ledger import LedgerReplay, TaskState
+from batcher.manifest import Manifest, TaskKey
+from batcher.state.events import TaskState
+from batcher.state.replay import LedgerReplay
 
 
 class Decision(enum.StrEnum):
@@ -57,6 +58,11 @@ class ServicePlan:
     """How many tasks of one service fall under each decision."""
 
     decisions: Counter[Decision] = field(default_factory=Counter)
+    send_from: int | None = None
+    """The place (`Task.place`) of the first task to send: a lane starts reading there, so a
+    half-done batch does not key its done half twice before its first request."""
+    not_sent: int = 0
+    """Of the tasks to send, those the ledger has never seen (the rest are sent again)."""
 
     @property
     def total(self) -> int:
@@ -82,9 +88,15 @@ def plan_manifest(
     one streaming pass (ManifestError if the manifest is invalid)."""
     plans = {name: ServicePlan() for name in SERVICE_NAMES}
 
-    def tally(task: Task) -> None:
+    def tally(task: TaskKey) -> None:
         state = ledger.state_of(task.key)
-        plans[task.service].decisions[decide(state, task.service, task.session_id, rules)] += 1
+        decision = decide(state, task.service, task.session_id, rules)
+        plan = plans[task.service]
+        plan.decisions[decision] += 1
+        if decision is Decision.SEND and plan.send_from is None:
+            plan.send_from = task.place
+        if state is TaskState.PENDING:
+            plan.not_sent += 1
 
     if len(ledger) == 0:
         # A new batch: every task is sent, so no task needs its key yet (keys are most of the
@@ -92,6 +104,7 @@ def plan_manifest(
         report = manifest.validate()
         for name, count in report.tasks_per_service.items():
             plans[name].decisions[Decision.SEND] = count
+            plans[name].not_sent = count
     else:
-        manifest.validate(on_task=tally)
+        manifest.validate(on_key=tally)
     return {name: plan for name, plan in plans.items() if plan.total}

@@ -1,10 +1,16 @@
 """The HTTP exchange with a Tencent endpoint: one `CreateAigcImageTask` request in, one Outcome out.
 
 `AigcClient` holds one `aiohttp.ClientSession` (connection reuse, timeouts), signs each request
-at the moment it is sent (never when queued: a signature older than 5 minutes is refused), reads
+at the moment it is sent (never when queued: a signature older than 5 minutes is refused) with
+the credentials its `CredentialsProvider` gives at that moment (CVM role credentials change during
+a long run), reads
 `Response.Error` from HTTP 200 bodies and returns an `Outcome` (see `errors`) instead of
 raising. When the server says `AuthFailure.SignatureExpire` the client adopts the offset between
 its clock and the server's `Date` header, so the retry is signed with the server's time.
+
+Each service goes to its own URL: its public host on the chosen site, or an `--endpoint` (one
+for every service, or one per service). The signed `Host` header is that URL's host, with its
+port only when it is not the scheme's default (SPEC §2).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,10 +26,10 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from batcher import __version__
-from batcher.api.services import Service
-from batcher.exceptions import EndpointError
+from batcher.api.services import DEFAULT_SITE, Service, Site
+from batcher.exceptions import BatcherError, EndpointError
 from batcher.wire.addresses import is_loopback
-from batcher.wire.credentials import Credentials
+from batcher.wire.credentials import Credentials, CredentialsProvider, StaticCredentials
 from batcher.wire.errors import (
     SIGNATURE_EXPIRED,
     Accepted,
@@ -42,9 +48,13 @@ gives, without building an encoder per call)."""
 
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
-    """How the client reaches the API. `endpoint` None means each service's public host."""
+    """How the client reaches the API: per service, `endpoints[name]`, else `endpoint`, else
+    the service's public host on `site`."""
 
     endpoint: str | None = None
+    endpoints: tuple[tuple[str, str], ...] = field(default=())
+    """(service name, URL) pairs: a service's own endpoint, before `endpoint`."""
+    site: Site = DEFAULT_SITE
     region: str | None = None
     connect_timeout: float = 10.0
     request_timeout: float = 60.0
@@ -53,9 +63,23 @@ class ClientSettings:
     requests in flight (the pipeline: 160 per service, which 20/s at 5 s of latency needs)."""
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def check_endpoint(url: str) -> str:
     """`url` normalized (no trailing slash); plain http only for loopback addresses."""
     parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        # Not echoed: the part before `@` may be a password. The API authenticates by signature
+        # alone, and aiohttp would turn user info into a Basic Authorization header.
+        raise EndpointError(
+            "an endpoint has user info (user:password@) before its host: the Tencent Cloud API "
+            "does not use it; give only scheme://host[:port]"
+        )
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise EndpointError(f"endpoint {url!r} has an invalid port") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise EndpointError(f"endpoint {url!r} is not an http(s) URL: use e.g. https://host")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
@@ -63,9 +87,26 @@ def check_endpoint(url: str) -> str:
             f"endpoint {url!r} uses plain http to a non-loopback host: use https "
             "(http is accepted only for 127.0.0.0/8, ::1 and localhost)"
         )
-    if parts.path not in ("", "/") or parts.query:
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise EndpointError(f"endpoint {url!r} has a path or query: give only scheme://host[:port]")
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def host_header(url: str) -> str:
+    """The `Host` header for a checked endpoint URL: its host, plus the port when that is not
+    the scheme's default (what the SDK and curl send), never user info.
+
+    >>> host_header("https://vod.tencentcloudapi.com:443"), host_header("http://[::1]:8765")
+    ('vod.tencentcloudapi.com', '[::1]:8765')
+    """
+    parts = urlsplit(url)
+    hostname = parts.hostname or ""
+    if ":" in hostname:  # an IPv6 address goes back in brackets
+        hostname = f"[{hostname}]"
+    port = parts.port
+    if port is None or port == _DEFAULT_PORTS.get(parts.scheme):
+        return hostname
+    return f"{hostname}:{port}"
 
 
 class AigcClient:
@@ -73,14 +114,20 @@ class AigcClient:
 
     def __init__(
         self,
-        credentials: Credentials,
+        credentials: Credentials | CredentialsProvider,
         settings: ClientSettings,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._signer = Signer(credentials.secret_id, credentials.secret_key, credentials.token)
+        self._credentials: CredentialsProvider = (
+            StaticCredentials(credentials) if isinstance(credentials, Credentials)
+            else credentials
+        )
+        self._signer: Signer | None = None
+        self._signed_with: Credentials | None = None
         self._settings = settings
         self._endpoint = check_endpoint(settings.endpoint) if settings.endpoint else None
+        self._endpoints = {name: check_endpoint(url) for name, url in settings.endpoints}
         self._clock = clock
         self._clock_offsets: dict[str, float] = {}
         self._targets: dict[str, tuple[str, str, str]] = {}
@@ -113,15 +160,27 @@ class AigcClient:
         return self._clock_offsets.get(self._url(service), 0.0)
 
     def _url(self, service: Service) -> str:
-        return self._endpoint or f"https://{service.host}"
+        return (
+            self._endpoints.get(service.name)
+            or self._endpoint
+            or f"https://{service.public_host(self._settings.site)}"
+        )
 
     def _target(self, service: Service) -> tuple[str, str, str]:
         """(base URL, request URL, Host header) of `service`: parsed once, not on every request."""
         target = self._targets.get(service.name)
         if target is None:
             url = self._url(service)
-            target = self._targets[service.name] = (url, url + "/", urlsplit(url).netloc)
+            target = self._targets[service.name] = (url, url + "/", host_header(url))
         return target
+
+    async def _current_signer(self) -> Signer:
+        """A signer for the credentials valid now (a new one only when they changed)."""
+        credentials = await self._credentials.current()
+        if credentials is not self._signed_with or self._signer is None:
+            self._signer = Signer(credentials.secret_id, credentials.secret_key, credentials.token)
+            self._signed_with = credentials
+        return self._signer
 
     async def create_task(self, service: Service, params: Mapping[str, Any]) -> Outcome:
         """Send one request; every failure comes back as an `ApiError` or `TransportError`."""
@@ -129,7 +188,12 @@ class AigcClient:
             raise RuntimeError("AigcClient used outside `async with`")
         url, request_url, host = self._target(service)
         payload = _encode_json(params).encode()
-        headers = self._signer.sign_headers(
+        try:
+            signer = await self._current_signer()
+        except BatcherError as error:  # e.g. the metadata service down and the role's keys gone
+            return TransportError("CredentialsUnavailable", str(error),
+                                  may_have_reached_server=False)
+        headers = signer.sign_headers(
             service=service.name,
             host=host,
             action=service.action,

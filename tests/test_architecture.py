@@ -1,0 +1,104 @@
+"""The house (ARCHITECTURE.md): a package per layer, imports going downward only, small modules.
+
+Every module's imports are read with `ast` (the ones inside functions too: a late import is
+still a dependency), and each must point at its own package or a layer below it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "batcher"
+
+LAYERS: dict[str, int] = {
+    "api": 0,
+    "wire": 1,
+    "manifest": 2,
+    "state": 2,
+    "run": 3,
+    "results": 4,
+    "cli": 5,
+    "": 6,
+}
+"""Each layer may import the layers with a lower number; `manifest` and `state` are siblings that
+may not import each other. "" is the top: `python -m batcher`, which starts the CLI."""
+
+ANYWHERE = {"batcher", "batcher.exceptions"}
+"""Leaf modules every layer may import: the version and the exception tree."""
+
+EMULATOR_MAY_IMPORT = {"batcher.api", "batcher.wire.signing", "batcher.wire.addresses"}
+"""The emulator shares the contract (models, registry, signer) and nothing of the client."""
+
+MAX_LINES = 500
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _package_of(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).parts
+    return parts[0] if len(parts) > 1 else ""
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+    return [(line, name) for line, name in found if name.split(".")[0] == "batcher"]
+
+
+def _allowed(importer: str, target: str) -> bool:
+    """May a module of package `importer` import the dotted name `target`?"""
+    if any(target == leaf or (target.startswith(leaf + ".") and leaf != "batcher")
+           for leaf in ANYWHERE) or target == "batcher.__version__":
+        return True
+    parts = target.split(".")
+    package = parts[1] if len(parts) > 1 else ""
+    if package == importer:
+        return True
+    if importer == "emulator":
+        return any(target == allowed or target.startswith(allowed + ".")
+                   for allowed in EMULATOR_MAY_IMPORT)
+    if package == "emulator":
+        return importer == "cli"
+    if importer not in LAYERS or package not in LAYERS:
+        return False
+    return LAYERS[package] < LAYERS[importer]
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_every_import_goes_down_the_layers(path: Path) -> None:
+    importer = _package_of(path)
+    wrong = [f"{path.name}:{line} imports {target}" for line, target in _imports(path)
+             if not _allowed(importer, target)]
+    assert not wrong, f"imports against the layer map: {wrong}"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_is_over_about_500_lines(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{path.name} has {lines} lines: split it by idea"
+
+
+def test_every_module_and_package_says_what_it_owns() -> None:
+    missing = [str(p.relative_to(PACKAGE)) for p in _modules()
+               if not ast.get_docstring(ast.parse(p.read_text()))]
+    assert not missing, f"modules without a docstring: {missing}"
+
+
+def test_the_rule_catches_an_upward_import() -> None:
+    # The check itself, on imports the map forbids: a layer reaching up, siblings reaching across,
+    # the emulator reaching into the client.
+    assert not _allowed("wire", "batcher.run.pipeline")
+    assert not _allowed("state", "batcher.manifest.loader")
+    assert not _allowed("emulator", "batcher.wire.client")
+    assert _allowed("run", "batcher.state.ledger")
+    assert _allowed("emulator", "batcher.wire.signing")
