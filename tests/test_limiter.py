@@ -258,3 +258,17 @@ async def test_a_limiters_first_slot_is_followed_by_a_double_interval():
     interval = 1 / (20 * SAFETY_MARGIN)
     assert second - first >= 2 * interval - 1e-3
     assert third - second == pytest.approx(interval, abs=2e-3)
+
+
+async def test_a_stale_first_slot_given_back_is_replaced_by_one_at_once():
+    # The first slot is spaced two intervals from the next; given back stale (a slow first
+    # write), the store must still recognise it: the fresh slot is now, not 100 ms later.
+    clock = FakeClock()
+    store = MemoryStore()
+    limiter = limiter_on(store, clock=clock)
+    async with limiter.turn() as turn:
+        assert turn is not None
+        clock.now += 0.02  # the `sending` line took 20 ms: the slot is stale
+        started = time.monotonic()
+        await asyncio.wait_for(turn.ready(), timeout=1.0)
+    assert time.monotonic() - started < 0.05

@@ -171,6 +171,7 @@ class Turn:
             # Sending now would bunch this request up with the next slot's: 21 in one second.
             self._slot = await limiter.reserve(give_back=self._slot.reservation.slot)
             await limiter.sleep_until(self._slot.deadline)
+        limiter.warm = True
         return self._slot.deadline
 
 
@@ -203,7 +204,8 @@ class RateLimiter:
         self._slow_limiter: AsyncLimiter | None = None
         self._turn = asyncio.Lock()
         self._offset = ClockOffset()
-        self._cold = True
+        self.warm = False
+        """True once a request left: the cold start is behind (see `reserve`)."""
 
     @property
     def rate(self) -> float:
@@ -259,8 +261,10 @@ class RateLimiter:
                 asked = self.clock()
                 # A limiter's first request carries the process's cold start (its connection
                 # opened, first-use code paths: 7-17 ms measured), after its slot: the slot after
-                # it is one interval further away, so that lateness bunches with nothing.
-                spacing = 2.0 if self._cold else 1.0
+                # it is one interval further away, so that lateness bunches with nothing. (The
+                # same spacing when a stale first slot is given back, so that the store
+                # recognises it and the fresh slot is now, not two intervals later.)
+                spacing = 1.0 if self.warm else 2.0
                 reservation = await self.store.reserve(self.key, spacing / self._grid_rate(),
                                                        give_back)
             except StoreUnavailable as error:
@@ -279,7 +283,6 @@ class RateLimiter:
             if unreachable_since is not None:
                 log.warning("rate store %s answers again: sending resumed",
                             self.store.description)
-            self._cold = False
             self._offset.observe(asked, reservation.now, self.clock())
             return _Slot(reservation, self._offset.local(reservation.slot))
 
