@@ -17,7 +17,15 @@ import pytest
 
 from batcher.emulator.config import FaultConfig
 from batcher.emulator.runner import running_emulator
-from tests.helpers import last_events, read_ledger, run_cli, start_cli, write_manifest
+from tests.helpers import (
+    emulator_process,
+    emulator_stats,
+    last_events,
+    read_ledger,
+    run_cli,
+    start_cli,
+    write_manifest,
+)
 from tests.test_pipeline import emulator_config
 
 pytestmark = pytest.mark.slow
@@ -106,18 +114,19 @@ async def test_kill_9_leaves_in_doubt_only_mps_tasks_sent_or_about_to_be(tmp_pat
     manifest = write_manifest(tmp_path, vod=0, mps=400)
     ledger = manifest.with_suffix(".ledger.jsonl")
     rng = random.Random(int(rate))
-    faults = FaultConfig(latency_ms=(50.0, 400.0))  # requests in flight at the kill
-    async with running_emulator(emulator_config(rate=20, faults=faults)) as emulator:
+    # The emulator in its own process (requests in flight at the kill: 50-400 ms answers), so
+    # that what arrived is counted whatever this process is doing.
+    async with emulator_process("--rate", "20", "--latency-ms", "50-400") as url:
         for _ in range(4):
-            created_before = emulator.stats()["services"]["mps"]["created"]
+            created_before = (await emulator_stats(url))["services"]["mps"]["created"]
             lines_before = len(read_ledger(ledger)) if ledger.exists() else 0
-            process = await start_cli(*submit_args(manifest, emulator.url, "--rate", rate))
+            process = await start_cli(*submit_args(manifest, url, "--rate", rate))
             await asyncio.sleep(rng.uniform(0.5, 2.0))
             killed_at = time.time()
             process.kill()
             await process.wait()
             records = read_ledger(ledger)[lines_before:]
-            arrived = emulator.stats()["services"]["mps"]["created"] - created_before
+            arrived = (await emulator_stats(url))["services"]["mps"]["created"] - created_before
             states = {r["key"]: r for r in records}
             in_doubt = [r for r in states.values() if r["event"] == "sending"]
             settled = sum(1 for r in states.values() if r["event"] == "submitted")

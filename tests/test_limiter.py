@@ -23,6 +23,7 @@ from batcher.run.limiter import (
     DEFAULT_STORE_TIMEOUT,
     SAFETY_MARGIN,
     SLOT_TOLERANCE,
+    ClockOffset,
     RateLimiter,
     StoreUnreachable,
 )
@@ -235,3 +236,39 @@ def test_a_store_url_that_cannot_be_used_is_a_usage_error(url):
 
     with pytest.raises(UsageError):
         open_store(url)
+
+
+def test_the_clock_offset_never_maps_a_slot_early_and_closes_in_on_the_fastest_round_trip():
+    offset = ClockOffset()  # the store's clock is the local one plus 100 s
+    offset.observe(asked=0.0, store_now=100.004, answered=0.010)  # a slow first round trip
+    assert offset.local(200.0) >= 100.0, "never early"
+    assert offset.uncertainty == pytest.approx(0.010)
+    offset.observe(asked=1.0, store_now=101.0001, answered=1.0002)  # a fast one
+    assert 100.0 <= offset.local(200.0) <= 100.0002
+    assert offset.uncertainty == pytest.approx(0.0002)
+
+
+async def test_a_limiters_first_slot_is_followed_by_a_double_interval():
+    # The first request of a process leaves late by its cold start (a new connection): the
+    # slot after it, whoever takes it, is two intervals away so that nothing bunches up.
+    limiter = limiter_on(MemoryStore())
+    first = await limiter.acquire()
+    second = await limiter.acquire()
+    third = await limiter.acquire()
+    interval = 1 / (20 * SAFETY_MARGIN)
+    assert second - first >= 2 * interval - 1e-3
+    assert third - second == pytest.approx(interval, abs=2e-3)
+
+
+async def test_a_stale_first_slot_given_back_is_replaced_by_one_at_once():
+    # The first slot is spaced two intervals from the next; given back stale (a slow first
+    # write), the store must still recognise it: the fresh slot is now, not 100 ms later.
+    clock = FakeClock()
+    store = MemoryStore()
+    limiter = limiter_on(store, clock=clock)
+    async with limiter.turn() as turn:
+        assert turn is not None
+        clock.now += 0.02  # the `sending` line took 20 ms: the slot is stale
+        started = time.monotonic()
+        await asyncio.wait_for(turn.ready(), timeout=1.0)
+    assert time.monotonic() - started < 0.05

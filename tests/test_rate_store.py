@@ -21,7 +21,14 @@ import pytest
 from batcher.emulator.runner import running_emulator
 from batcher.run.limiter import RateLimiter, StoreUnreachable
 from batcher.run.rate_stores import open_store
-from tests.helpers import last_events, run_cli, start_cli, write_manifest
+from tests.helpers import (
+    emulator_process,
+    emulator_stats,
+    last_events,
+    run_cli,
+    start_cli,
+    write_manifest,
+)
 from tests.test_pipeline import emulator_config
 
 pytestmark = [
@@ -84,11 +91,10 @@ async def test_three_processes_on_one_store_never_exceed_the_cap_at_the_emulator
 ):
     store = redis_server.url if store_kind == "redis" else f"file:{tmp_path / 'rate.json'}"
     manifests = [write_manifest(tmp_path, vod=25, mps=25, name=f"campaign{n}") for n in range(3)]
-    async with running_emulator(emulator_config(rate=20)) as emulator:
-        runs = [await start_cli(*submit_args(manifest, emulator.url, store))
-                for manifest in manifests]
+    async with emulator_process("--rate", "20") as url:
+        runs = [await start_cli(*submit_args(manifest, url, store)) for manifest in manifests]
         outputs = await asyncio.gather(*(run.communicate() for run in runs))
-        services = emulator.stats()["services"]
+        services = (await emulator_stats(url))["services"]
     for run, (_, stderr) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, stderr.decode()
     for name in ("vod", "mps"):

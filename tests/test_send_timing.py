@@ -8,22 +8,16 @@ is used anyway (the stale-slot rule, `Turn.ready`, deleted).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import random
-import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime
 
-import aiohttp
 import pytest
 
 from batcher.emulator.config import FaultConfig
 from batcher.emulator.runner import running_emulator
 from batcher.state import writer
-from tests.helpers import SECRET_ID, SECRET_KEY, read_ledger, write_manifest
+from tests.helpers import emulator_process, emulator_stats, read_ledger, write_manifest
 from tests.test_pipeline import emulator_config, ledger_of, submit
 
 pytestmark = pytest.mark.slow
@@ -49,23 +43,6 @@ async def test_each_sending_line_is_written_before_its_request_and_at_most_150_m
         assert -0.001 < lead <= 0.150, f"sending line {lead * 1000:.1f} ms before its request"
 
 
-@contextlib.asynccontextmanager
-async def emulator_process(*options: str) -> AsyncIterator[str]:
-    """`batcher emulator` in its own process: its clock and loop do not stall with ours."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "batcher", "emulator", "--port", "0",
-        "--secret-id", SECRET_ID, "--secret-key", SECRET_KEY, *options,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )
-    assert process.stdout is not None
-    url = (await asyncio.wait_for(process.stdout.readline(), 20)).decode().strip()
-    try:
-        yield url
-    finally:
-        process.terminate()
-        await process.wait()
-
-
 def slow_disk(monkeypatch, seed: int) -> None:
     """One ledger sync in 20 takes 60-95 ms (a journal commit on a busy disk): the `sending`
     line, due 50 ms before its slot, is then durable 10-45 ms after the slot, before the next."""
@@ -85,10 +62,7 @@ async def test_a_slow_disk_never_puts_more_than_the_cap_in_a_second(tmp_path, mo
     slow_disk(monkeypatch, seed=7)
     async with emulator_process("--rate", "20") as url:
         result = await submit(manifest, url, rate=20)
-        async with aiohttp.ClientSession() as http, http.get(
-            f"{url}/_emulator/stats?sessions=0"
-        ) as response:
-            vod = json.loads(await response.text())["services"]["vod"]
+        vod = (await emulator_stats(url))["services"]["vod"]
     assert vod["created"] == 160, result
     assert vod["errors"] == {}, "no request refused as over the limit"
     assert vod["max_requests_in_rolling_second"] <= 20

@@ -22,6 +22,7 @@ from batcher.cli.collect_report import (
     summary_dict,
     write_metrics,
 )
+from batcher.cli.submit_run import rate_scope
 from batcher.results.collector import (
     CollectJob,
     CollectObserver,
@@ -70,7 +71,7 @@ async def _collect(options: CollectRunOptions) -> CollectResult:
     credentials = options.credentials
     if isinstance(credentials, Credentials):
         credentials = StaticCredentials(credentials)
-    scope = (await credentials.current()).secret_id  # the CVM role's first fetch: none, no run
+    scope = rate_scope(await credentials.current())  # a CVM role's first fetch: none, no run
     store = open_store(options.rate_store)
     observer, close = _observer(options)
     try:

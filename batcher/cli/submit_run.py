@@ -105,8 +105,8 @@ async def run_submit(
         observer, closers = _observers(options, jobs, metrics)
         try:
             async with AigcClient(credentials, options.client) as client:
-                pipeline = Pipeline(client, jobs, options.run, observer, store,
-                                    scope=found.secret_id)
+                scope = rate_scope(await credentials.current())
+                pipeline = Pipeline(client, jobs, options.run, observer, store, scope=scope)
                 result = await _run_with_metrics(pipeline, metrics, options.metrics_interval)
         finally:
             for close in closers:
@@ -212,6 +212,15 @@ def _observers(
         observers.append(progress)
         closers.append(progress.close)
     return ObserverGroup(observers), closers
+
+
+def rate_scope(credentials: Credentials) -> str:
+    """What scopes the rate store's keys: the account's SecretId (hashed by the store). A CVM
+    role's temporary SecretId changes at every refresh and differs between hosts, so its
+    runs are scoped by the role's name instead: the hosts that share a role share its cap."""
+    if credentials.source.startswith("CVM role "):
+        return credentials.source
+    return credentials.secret_id
 
 
 _NOTHING_LOST_STOPS = frozenset({StopReason.STORE_UNREACHABLE, StopReason.ENDPOINT_UNREACHABLE})

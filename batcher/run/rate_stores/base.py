@@ -62,6 +62,11 @@ class RateStore(Protocol):
         """
         ...
 
+    async def now(self) -> float:
+        """The store's clock, read without reserving (to map its slots onto the local clock).
+        Raises `StoreUnavailable`."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -59,6 +59,9 @@ class FileStore:
         finally:
             os.close(fd)  # closing the descriptor drops the lock
 
+    async def now(self) -> float:
+        return time.time()
+
     async def close(self) -> None:
         return None
 

@@ -26,5 +26,8 @@ class MemoryStore:
         self._next[key] = slot + interval
         return Reservation(slot, now)
 
+    async def now(self) -> float:
+        return time.monotonic()
+
     async def close(self) -> None:
         self._next.clear()

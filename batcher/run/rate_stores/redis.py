@@ -76,5 +76,14 @@ class RedisStore:
             raise StoreUnavailable(f"{self.description}: {error}") from error
         return Reservation(float(slot), float(now))
 
+    async def now(self) -> float:
+        from redis.exceptions import RedisError
+
+        try:
+            seconds, microseconds = await self._client.time()
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"{self.description}: {error}") from error
+        return float(seconds) + float(microseconds) / 1e6
+
     async def close(self) -> None:
         await self._client.aclose()
