@@ -43,7 +43,7 @@ and for one that writes a durable line just before its request (the submit pipel
             return
         ...                          # the durable `sending` line
         await turn.ready()           # at the slot (a fresh one if the write made this one stale)
-        request = asyncio.create_task(send())   # leaves before the next turn begins
+    ...                              # send now; the next turn's slot is an interval later
 """
 
 from __future__ import annotations
@@ -232,7 +232,8 @@ class RateLimiter:
         """This limiter's next turn: a slot reserved just in time, entered `ahead` before it.
 
         Yields None, at once, when `stop` is set before the turn comes. The next turn begins
-        when this block ends, so the request must have left (or been given to a task) by then.
+        when this block ends; its slot is at least an interval after this one, so the request
+        is sent right after the block.
         """
         if self.unlimited:
             now = self.clock()
