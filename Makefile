@@ -21,17 +21,18 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check batcher tests bench docs
+	$(BIN)/ruff check batcher tests bench
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest -q
 
-# Start the emulator on a free loopback port, submit jobs/example.yaml to it, then submit again
-# to show that a finished batch sends nothing, and print the ledger's status.
+# Start the emulator on a free loopback port, submit jobs/example.yaml to it, collect what it
+# generated (polling until every image is on disk), and print the path of the gallery.
 demo: $(STAMP)
 	@set -e; tmp=$$(mktemp -d); \
-	$(BIN)/batcher emulator --port 0 $(DEMO_KEYS) >"$$tmp/emulator.out" 2>"$$tmp/emulator.err" & \
+	$(BIN)/batcher emulator --port 0 $(DEMO_KEYS) --generation-seconds 3 --generation-jitter 0.5 \
+	  >"$$tmp/emulator.out" 2>"$$tmp/emulator.err" & \
 	pid=$$!; trap 'kill $$pid 2>/dev/null; rm -rf "$$tmp"' EXIT; \
 	for i in $$(seq 100); do [ -s "$$tmp/emulator.out" ] && break; sleep 0.1; done; \
 	url=$$(head -n 1 "$$tmp/emulator.out"); \
@@ -42,11 +43,12 @@ demo: $(STAMP)
 	echo "== batcher submit jobs/example.yaml --endpoint $$url"; \
 	$(DEMO_ENV) $(BIN)/batcher submit jobs/example.yaml --endpoint "$$url" \
 	  --ledger "$$tmp/example.ledger.jsonl"; \
-	echo "== the same again: everything is done, nothing is sent"; \
-	$(DEMO_ENV) $(BIN)/batcher submit jobs/example.yaml --endpoint "$$url" \
-	  --ledger "$$tmp/example.ledger.jsonl"; \
+	echo "== batcher collect jobs/example.yaml --wait"; \
+	$(DEMO_ENV) $(BIN)/batcher collect jobs/example.yaml --endpoint "$$url" --wait \
+	  --ledger "$$tmp/example.ledger.jsonl" --rate-store memory; \
 	echo "== batcher status"; \
-	$(BIN)/batcher status jobs/example.yaml --ledger "$$tmp/example.ledger.jsonl"
+	$(BIN)/batcher status jobs/example.yaml --ledger "$$tmp/example.ledger.jsonl"; \
+	echo "== the gallery: file://$$(pwd)/jobs/example.results/index.html"
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -153,6 +153,7 @@ class Emulator:
         internal_error_rate: float = 0.0,
         log: Path | None = None,
         seed: int = 1,
+        latency_ms: float = 0.0,
     ) -> None:
         self.argv = [
             *BATCHER, "emulator", "--port", "0", "--rate", str(rate),
@@ -162,6 +163,8 @@ class Emulator:
             self.argv += ["--internal-error-rate", str(internal_error_rate)]
         if log is not None:
             self.argv += ["--log", str(log)]
+        if latency_ms:
+            self.argv += ["--latency-ms", f"{latency_ms:g}-{latency_ms:g}"]
         self.stderr_path = workdir / f"emulator-{os.getpid()}-{id(self)}.err"
         self.url = ""
         self.measured: Measured | None = None

@@ -12,7 +12,11 @@ from the emulator's own log or the operating system's accounting of the child, s
 3. scale (scale.py): `plan` over a million-row CSV and `submit`'s resume over its finished
    ledger: wall time and peak RSS; `plan --json`'s rate, and how soon a submit of the half-done
    batch sends its first request;
-4. start-up (startup.py): `batcher --help` and `batcher plan` of 10 tasks, wall clock.
+4. start-up (startup.py): `batcher --help` and `batcher plan` of 10 tasks, wall clock;
+5. shared stores and latency (shared.py): three processes on one rate store (file, Redis, and
+   memory for contrast), and the cap reached when the API answers after 2 s and 5 s;
+6. collect (collect.py): polls per task over finished and over generating tasks, how soon
+   `collect --wait` ends, how far behind a submit it ends, download throughput and peak RSS.
 
 It prints a table (metric / measured / target / pass) and writes it as JSON to
 bench/results/bench-<UTC time>.json and bench/results/latest.json. Benchmarks print figures; the
@@ -35,17 +39,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from collect import run_collect
 from cost import run_cost
 from procs import precompile_batcher
 from rate import run_rate
 from scale import run_scale
+from shared import run_shared
 from startup import run_startup
 from table import Row, describe_machine, machine, render, render_markdown, write_results
 
 RESULTS = Path(__file__).with_name("results")
-SECTIONS = ("startup", "rate", "cost", "scale")
-FULL = {"rate_per_service": 1000, "cost_tasks": 5000, "scale_rows": 1_000_000}
-QUICK = {"rate_per_service": 200, "cost_tasks": 1000, "scale_rows": 100_000}
+SECTIONS = ("startup", "rate", "cost", "scale", "shared", "collect")
+FULL = {"rate_per_service": 1000, "cost_tasks": 5000, "scale_rows": 1_000_000,
+        "shared_per_service": 200, "collect_finished": 2000, "collect_waiting": 1000,
+        "collect_beside": 400, "collect_downloads": 200}
+QUICK = {"rate_per_service": 200, "cost_tasks": 1000, "scale_rows": 100_000,
+         "shared_per_service": 100, "collect_finished": 200, "collect_waiting": 200,
+         "collect_beside": 100, "collect_downloads": 50}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,6 +69,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="InternalError share of the second rate phase (default 0.1)")
     parser.add_argument("--cost-tasks", type=int, help="tasks of the client-cost run")
     parser.add_argument("--scale-rows", type=int, help="rows of the scale manifest")
+    parser.add_argument("--collect-finished", type=int, help="finished tasks collect polls")
+    parser.add_argument("--collect-waiting", type=int, help="tasks of the collect --wait run")
+    parser.add_argument("--collect-beside", type=int, help="tasks of the collect-beside-submit run")
+    parser.add_argument("--collect-downloads", type=int, help="1 MB images downloaded")
+    parser.add_argument("--shared-per-service", type=int,
+                        help="tasks per service and process, shared stores and latency")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary directory (manifests, ledgers, emulator logs)")
@@ -83,6 +99,9 @@ def run_sections(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], di
         "rate": lambda: run_rate(workdir, args.rate_per_service, error_rate=args.error_rate),
         "cost": lambda: run_cost(workdir, args.cost_tasks),
         "scale": lambda: run_scale(workdir, args.scale_rows, log),
+        "shared": lambda: run_shared(workdir, args.shared_per_service),
+        "collect": lambda: run_collect(workdir, args.collect_finished, args.collect_waiting,
+                                       args.collect_beside, args.collect_downloads),
     }
     rows: list[Row] = []
     details: dict[str, Any] = {}

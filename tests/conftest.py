@@ -133,6 +133,14 @@ class RawClient:
             return Reply(response.status, response.headers, await response.text())
 
 
+@pytest.fixture(autouse=True)
+def own_state_directory(tmp_path_factory: pytest.TempPathFactory,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own `$XDG_STATE_HOME`, so the default rate store (a file there) is shared
+    only by the processes of one test, never with another test or another suite running."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 def emulator_config() -> EmulatorConfig:
     """The settings of the `emulator` fixture; override it to change them."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,8 @@ def cli_env(**extra: str) -> dict[str, str]:
         # No test may reach a real instance metadata service: a closed loopback port instead.
         "BATCHER_METADATA_URL": "http://127.0.0.1:9/latest/meta-data/",
     }
+    if "XDG_STATE_HOME" in os.environ:  # the test's own (conftest): its default rate store
+        env["XDG_STATE_HOME"] = os.environ["XDG_STATE_HOME"]
     env.update(extra)
     return env
 
@@ -91,3 +95,32 @@ async def run_cli(*args: str, env: dict[str, str] | None = None,
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
     return process.returncode, stdout.decode(), stderr.decode()
+
+
+@contextlib.asynccontextmanager
+async def emulator_process(*options: str) -> AsyncIterator[str]:
+    """`batcher emulator` in its own process, its URL: its clock and event loop stall neither
+    with the test's nor with a client's, so its rolling-second meter measures the clients."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "batcher", "emulator", "--port", "0",
+        "--secret-id", SECRET_ID, "--secret-key", SECRET_KEY, *options,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    url = (await asyncio.wait_for(process.stdout.readline(), 20)).decode().strip()
+    try:
+        yield url
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def emulator_stats(url: str) -> dict[str, Any]:
+    """`GET /_emulator/stats?sessions=0` of an emulator process."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.get(
+        f"{url}/_emulator/stats?sessions=0"
+    ) as response:
+        stats: dict[str, Any] = json.loads(await response.text())
+    return stats

@@ -10,12 +10,22 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import time
+from datetime import datetime
 
 import pytest
 
 from batcher.emulator.config import FaultConfig
 from batcher.emulator.runner import running_emulator
-from tests.helpers import last_events, read_ledger, run_cli, start_cli, write_manifest
+from tests.helpers import (
+    emulator_process,
+    emulator_stats,
+    last_events,
+    read_ledger,
+    run_cli,
+    start_cli,
+    write_manifest,
+)
 from tests.test_pipeline import emulator_config
 
 pytestmark = pytest.mark.slow
@@ -95,3 +105,52 @@ async def test_second_run_on_a_held_ledger_exits_3_at_once_naming_the_holder(tmp
     assert code == 3
     assert f"pid {first.pid}" in stderr
     assert len(stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("rate", ["4", "20"])
+async def test_kill_9_leaves_in_doubt_only_mps_tasks_sent_or_about_to_be(tmp_path, rate):
+    # SPEC §5: a `sending` line at most 150 ms before its request. A task in doubt after a
+    # kill -9 either reached the emulator or had its line written within 150 ms of the kill.
+    manifest = write_manifest(tmp_path, vod=0, mps=400)
+    ledger = manifest.with_suffix(".ledger.jsonl")
+    rng = random.Random(int(rate))
+    # The emulator in its own process (requests in flight at the kill: 50-400 ms answers), so
+    # that what arrived is counted whatever this process is doing.
+    async with emulator_process("--rate", "20", "--latency-ms", "50-400") as url:
+        for _ in range(4):
+            created_before = (await emulator_stats(url))["services"]["mps"]["created"]
+            lines_before = len(read_ledger(ledger)) if ledger.exists() else 0
+            process = await start_cli(*submit_args(manifest, url, "--rate", rate))
+            await asyncio.sleep(rng.uniform(0.5, 2.0))
+            killed_at = time.time()
+            process.kill()
+            await process.wait()
+            records = read_ledger(ledger)[lines_before:]
+            arrived = (await emulator_stats(url))["services"]["mps"]["created"] - created_before
+            states = {r["key"]: r for r in records}
+            in_doubt = [r for r in states.values() if r["event"] == "sending"]
+            settled = sum(1 for r in states.values() if r["event"] == "submitted")
+            written_long_before = [r for r in in_doubt
+                                   if killed_at - _ledger_time(r) > 0.150 + 0.001]
+            # Each task in doubt whose line is older than 150 ms must be one of the requests
+            # that arrived and were not recorded as submitted before the kill.
+            assert len(written_long_before) <= arrived - settled, (rate, in_doubt, killed_at)
+
+
+async def test_sigint_at_rate_2_stops_within_3_seconds(tmp_path):
+    manifest = write_manifest(tmp_path, vod=0, mps=100)
+    ledger = manifest.with_suffix(".ledger.jsonl")
+    async with running_emulator(emulator_config(rate=20)) as emulator:
+        process = await start_cli(*submit_args(manifest, emulator.url, "--rate", "2"))
+        await wait_for_lines(ledger, 3)
+        process.send_signal(signal.SIGINT)
+        signalled = time.monotonic()
+        _, stderr = await asyncio.wait_for(process.communicate(), 20)
+        stopped_after = time.monotonic() - signalled
+    assert process.returncode == 130, stderr.decode()
+    assert stopped_after < 3.0, f"stopped {stopped_after:.1f} s after SIGINT"
+    assert "sending" not in last_events(ledger).values()
+
+
+def _ledger_time(record) -> float:
+    return datetime.fromisoformat(record["ts"].replace("Z", "+00:00")).timestamp()

@@ -1,21 +1,34 @@
-"""SPEC §5 rate cap: at most R requests in any 1-second window per service, no start-up burst.
+"""SPEC §5 and §10 rate cap: at most R requests in any rolling second per cap, no burst, shared
+through a rate store, failing closed.
 
-The slot grid and the stale-slot rule are checked by simulation over hypothesis-drawn lateness
-(slow durable writes, late wake-ups), the async limiter against the real event loop.
+The reservation rule (`next_slot`, with its give-back of stale slots) is checked by simulation
+over hypothesis-drawn lateness and process counts; the async limiter against the real event
+loop on the memory and file stores (Redis: `tests/test_rate_store.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
-import itertools
 import time
 from bisect import bisect_left
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batcher.run.limiter import SAFETY_MARGIN, SLOT_TOLERANCE, ServiceRateLimiter, SlotGrid
+from batcher.cli.options import DEFAULT_STORE_TIMEOUT as CLI_STORE_TIMEOUT
+from batcher.exceptions import ExitCode
+from batcher.run.limiter import (
+    DEFAULT_STORE_TIMEOUT,
+    SAFETY_MARGIN,
+    SLOT_TOLERANCE,
+    ClockOffset,
+    RateLimiter,
+    StoreUnreachable,
+)
+from batcher.run.rate_stores import FileStore, MemoryStore, cap_key, open_store
+from batcher.run.rate_stores.base import next_slot
 
 
 def most_in_one_second(times: list[float]) -> int:
@@ -27,34 +40,37 @@ def most_in_one_second(times: list[float]) -> int:
     )
 
 
-def simulate(cap: float, workers: int, delays: list[float]) -> list[float]:
-    """Send times of `len(delays)` requests from `workers` concurrent callers of one grid.
+def simulate(cap: float, processes: int, delays: list[float]) -> list[float]:
+    """Send times of `len(delays)` requests from `processes` limiters sharing one store.
 
-    Each caller reserves a slot, becomes ready `delay` after it (late wake-up + durable write),
-    and sends only if the slot is not stale, otherwise reserves again — the pipeline's rule.
+    Each holds one reservation at a time (its turn): it reserves, is ready `delay` after the
+    slot (late wake-up + durable write), and sends only if the slot is not stale; otherwise it
+    gives the slot back and reserves again — `Turn.ready`'s rule.
     """
-    grid = SlotGrid(cap * SAFETY_MARGIN)
+    interval = 1.0 / (cap * SAFETY_MARGIN)
+    store = {"next": float("-inf")}
     pending = iter(delays)
-    events: list[tuple[float, int, float]] = []  # (ready at, caller, slot)
+    events: list[tuple[float, int, float]] = []  # (ready at, process, slot)
     sent: list[float] = []
 
-    def reserve(caller: int, now: float) -> None:
-        delay = next(pending, None)
+    def reserve(process: int, now: float, give_back: float | None = None,
+                delay: float | None = None) -> None:
+        delay = next(pending, None) if delay is None else delay
         if delay is None:
             return
-        slot = grid.reserve(now)
-        heapq.heappush(events, (slot + delay, caller, slot))
+        slot = next_slot(now, store["next"], interval, give_back)
+        store["next"] = slot + interval
+        heapq.heappush(events, (slot + delay, process, slot))
 
-    for caller in range(workers):
-        reserve(caller, 0.0)
+    for process in range(processes):
+        reserve(process, 0.0)
     while events:
-        now, caller, slot = heapq.heappop(events)
+        now, process, slot = heapq.heappop(events)
         if now - slot > SLOT_TOLERANCE:
-            slot = grid.reserve(now)
-            heapq.heappush(events, (slot + SLOT_TOLERANCE * 0.5, caller, slot))
+            reserve(process, now, give_back=slot, delay=SLOT_TOLERANCE * 0.5)
             continue
         sent.append(now)
-        reserve(caller, now)
+        reserve(process, now)
     return sent
 
 
@@ -67,64 +83,40 @@ lateness = st.one_of(
 @settings(max_examples=200, deadline=None)
 @given(
     cap=st.sampled_from([1.0, 5.0, 20.0, 50.0]),
-    workers=st.integers(min_value=1, max_value=40),
+    processes=st.integers(min_value=1, max_value=6),
     delays=st.lists(lateness, min_size=1, max_size=300),
 )
-def test_no_second_holds_more_than_the_cap_whatever_the_lateness(cap, workers, delays):
-    sent = simulate(cap, workers, delays)
+def test_no_second_holds_more_than_the_cap_whatever_the_lateness(cap, processes, delays):
+    sent = simulate(cap, processes, delays)
     assert len(sent) == len(delays)
     assert most_in_one_second(sent) <= cap
 
 
-def test_grid_slots_are_spaced_from_the_grid_not_from_late_wake_ups():
-    grid = SlotGrid(20 * SAFETY_MARGIN)
-    slots = [grid.reserve(0.0) for _ in range(21)]
-    gaps = [b - a for a, b in itertools.pairwise(slots)]
-    assert all(abs(gap - grid.interval) < 1e-9 for gap in gaps)
-    # 21 reservations ahead: the 21st is past the first second, so the first second holds 20.
-    assert slots[20] > 1.0
-    # After an idle spell there is no burst: the next slot is "now", the one after 1/R later.
-    assert grid.reserve(100.0) == 100.0
-    assert grid.reserve(100.0) == 100.0 + grid.interval
+def test_a_stale_slot_given_back_is_reused_when_no_one_reserved_after_it():
+    interval = 0.05
+    slot = next_slot(10.0, float("-inf"), interval, None)
+    # Stale at 10.004: given back, the fresh slot is now, not one interval later.
+    assert next_slot(10.004, slot + interval, interval, give_back=slot) == 10.004
+    # Someone reserved after it: the slot is lost, the next free one is taken.
+    assert next_slot(10.004, slot + 2 * interval, interval, give_back=slot) == 10.1
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+def test_a_next_slot_far_ahead_is_a_clock_that_jumped_back_and_is_reset():
+    assert next_slot(100.0, 100.0 + 3600, 0.05, None) == 100.0
 
 
-async def test_a_slot_goes_stale_after_the_tolerance():
-    clock = FakeClock()
-    limiter = ServiceRateLimiter(20, clock=clock)
-    slot = await limiter.acquire()
-    assert slot == clock.now
-    clock.now += SLOT_TOLERANCE / 2
-    assert not limiter.expired(slot)
-    clock.now += SLOT_TOLERANCE
-    assert limiter.expired(slot)
+def limiter_on(store, rate=20.0, **options) -> RateLimiter:
+    return RateLimiter(store, scope="AKIDlimiterTest", service="vod",
+                       action="CreateAigcImageTask", rate=rate, **options)
 
 
-async def test_a_slot_reserved_ahead_is_returned_before_it_and_waited_for():
-    limiter = ServiceRateLimiter(20)
-    await limiter.acquire()
-    slot = await limiter.acquire(ahead=0.03)
-    assert time.monotonic() < slot  # time to write the `sending` line before the slot
-    await limiter.wait_for(slot)
-    assert time.monotonic() >= slot
-    assert not limiter.expired(slot)
+@pytest.fixture(params=["memory", "file"])
+def store(request, tmp_path):
+    return MemoryStore() if request.param == "memory" else FileStore(tmp_path / "rate.json")
 
 
-async def test_unlimited_limiter_never_waits_and_never_expires():
-    limiter = ServiceRateLimiter(0)
-    slots = [await limiter.acquire() for _ in range(1000)]
-    assert not limiter.expired(slots[0] - 10)
-
-
-async def test_concurrent_callers_leave_at_most_the_cap_per_second_from_the_start():
-    limiter = ServiceRateLimiter(20)
+async def test_concurrent_callers_leave_at_most_the_cap_per_second_from_the_start(store):
+    limiter = limiter_on(store)
     sent: list[float] = []
 
     async def caller() -> None:
@@ -137,9 +129,84 @@ async def test_concurrent_callers_leave_at_most_the_cap_per_second_from_the_star
     assert max(sent) - min(sent) >= 29 / (20 * SAFETY_MARGIN) - SLOT_TOLERANCE
 
 
+async def test_two_limiters_on_one_file_share_the_cap(tmp_path):
+    # Two processes' limiters, here in one loop: each alone would send 20 in the first second.
+    first, second = (limiter_on(FileStore(tmp_path / "rate.json")) for _ in range(2))
+    sent: list[float] = []
+
+    async def caller(limiter: RateLimiter) -> None:
+        await limiter.acquire()
+        sent.append(time.monotonic())
+
+    await asyncio.gather(*(caller(limiter) for limiter in (first, second) for _ in range(20)))
+    assert most_in_one_second(sent) <= 20
+
+
+async def test_a_turn_is_reserved_just_in_time_not_behind_every_waiting_worker(store):
+    # 32 workers wait; each turn's slot is at most one interval after the turn begins, so a
+    # line written `ahead` of the slot precedes the request by `ahead` (SPEC §5: 150 ms).
+    limiter = limiter_on(store, rate=4)
+    leads: list[float] = []
+
+    async def worker() -> None:
+        async with limiter.turn(ahead=0.05) as turn:
+            assert turn is not None
+            entered = time.monotonic()
+            await turn.ready()
+            leads.append(time.monotonic() - entered)
+
+    await asyncio.gather(*(worker() for _ in range(8)))
+    assert max(leads) < 0.15
+
+
+async def test_a_stop_ends_every_wait_for_a_turn_at_once(store):
+    limiter = limiter_on(store, rate=0.5)  # one slot every 2 s
+    stop = asyncio.Event()
+    await limiter.acquire()
+    outcomes: list[object] = []
+
+    async def worker() -> None:
+        async with limiter.turn(ahead=0.05, stop=stop) as turn:
+            outcomes.append(turn)
+
+    workers = [asyncio.create_task(worker()) for _ in range(5)]
+    await asyncio.sleep(0.1)
+    stop.set()
+    await asyncio.wait_for(asyncio.gather(*workers), timeout=1.0)  # not 10 s of slots
+    assert outcomes == [None] * 5
+
+
+async def test_a_store_that_does_not_answer_pauses_then_stops_with_exit_75(tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    limiter = limiter_on(FileStore(blocker / "rate.json"), store_timeout=0.6)
+    started = time.monotonic()
+    with pytest.raises(StoreUnreachable) as raised:
+        await limiter.acquire()
+    assert time.monotonic() - started >= 0.6, "it waited for the store, never sent without it"
+    assert raised.value.exit_code is ExitCode.TIME_LIMIT
+    assert str(blocker) in str(raised.value)
+
+
+async def test_unlimited_limiter_never_asks_the_store(tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    limiter = limiter_on(FileStore(blocker / "rate.json"), rate=0, store_timeout=0.1)
+    for _ in range(100):
+        await limiter.acquire()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_throttling_halves_the_rate_and_recovers_by_steps():
     clock = FakeClock()
-    limiter = ServiceRateLimiter(20, recovery_seconds=5, clock=clock)
+    limiter = limiter_on(MemoryStore(), recovery_seconds=5, clock=clock)
     limiter.throttled()
     assert limiter.rate == 10
     limiter.throttled()
@@ -150,3 +217,58 @@ async def test_throttling_halves_the_rate_and_recovers_by_steps():
     for _ in range(20):
         limiter.throttled()
     assert limiter.rate == 1
+
+
+def test_store_keys_hide_the_secret_id_and_separate_accounts_and_actions():
+    key = cap_key("AKIDsecretish", "mps", "DescribeAigcImageTask")
+    assert "AKIDsecretish" not in key
+    assert key != cap_key("AKIDother", "mps", "DescribeAigcImageTask")
+    assert key != cap_key("AKIDsecretish", "mps", "CreateAigcImageTask")
+
+
+def test_the_cli_and_the_limiter_agree_on_the_store_timeout():
+    assert CLI_STORE_TIMEOUT == DEFAULT_STORE_TIMEOUT
+
+
+@pytest.mark.parametrize("url", ["mysql://x", "file:", "redis://host:notaport/0"])
+def test_a_store_url_that_cannot_be_used_is_a_usage_error(url):
+    from batcher.exceptions import UsageError
+
+    with pytest.raises(UsageError):
+        open_store(url)
+
+
+def test_the_clock_offset_never_maps_a_slot_early_and_closes_in_on_the_fastest_round_trip():
+    offset = ClockOffset()  # the store's clock is the local one plus 100 s
+    offset.observe(asked=0.0, store_now=100.004, answered=0.010)  # a slow first round trip
+    assert offset.local(200.0) >= 100.0, "never early"
+    assert offset.uncertainty == pytest.approx(0.010)
+    offset.observe(asked=1.0, store_now=101.0001, answered=1.0002)  # a fast one
+    assert 100.0 <= offset.local(200.0) <= 100.0002
+    assert offset.uncertainty == pytest.approx(0.0002)
+
+
+async def test_a_limiters_first_slot_is_followed_by_a_double_interval():
+    # The first request of a process leaves late by its cold start (a new connection): the
+    # slot after it, whoever takes it, is two intervals away so that nothing bunches up.
+    limiter = limiter_on(MemoryStore())
+    first = await limiter.acquire()
+    second = await limiter.acquire()
+    third = await limiter.acquire()
+    interval = 1 / (20 * SAFETY_MARGIN)
+    assert second - first >= 2 * interval - 1e-3
+    assert third - second == pytest.approx(interval, abs=2e-3)
+
+
+async def test_a_stale_first_slot_given_back_is_replaced_by_one_at_once():
+    # The first slot is spaced two intervals from the next; given back stale (a slow first
+    # write), the store must still recognise it: the fresh slot is now, not 100 ms later.
+    clock = FakeClock()
+    store = MemoryStore()
+    limiter = limiter_on(store, clock=clock)
+    async with limiter.turn() as turn:
+        assert turn is not None
+        clock.now += 0.02  # the `sending` line took 20 ms: the slot is stale
+        started = time.monotonic()
+        await asyncio.wait_for(turn.ready(), timeout=1.0)
+    assert time.monotonic() - started < 0.05

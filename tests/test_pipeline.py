@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 from batcher.cli.submit_run import ManifestRun, SubmitOptions, SubmitResult, run_submit
 from batcher.emulator.config import EmulatorConfig, FaultConfig
@@ -20,7 +21,14 @@ from batcher.run.resume import ResumeRules
 from batcher.run.retry import RetryPolicy
 from batcher.wire.client import ClientSettings
 from batcher.wire.credentials import Credentials
-from tests.helpers import SECRET_ID, SECRET_KEY, event_counts, read_ledger, write_manifest
+from tests.helpers import (
+    SECRET_ID,
+    SECRET_KEY,
+    event_counts,
+    last_events,
+    read_ledger,
+    write_manifest,
+)
 
 CREDENTIALS = Credentials(SECRET_ID, SECRET_KEY)
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
@@ -34,13 +42,17 @@ def emulator_config(**overrides) -> EmulatorConfig:
 async def submit(manifest: Path, url: str, *, credentials: Credentials = CREDENTIALS,
                  rate: float = 0, retry: RetryPolicy = FAST_RETRY,
                  rules: ResumeRules | None = None, max_runtime: float | None = None,
-                 ledger: Path | None = None) -> SubmitResult:
+                 ledger: Path | None = None, rate_store: str = "memory",
+                 **run_options: Any) -> SubmitResult:
+    """One in-process run; `rate_store` as `--rate-store` (memory: this run's cap alone)."""
     loaded = load_manifest(manifest)
     options = SubmitOptions(
         manifests=[ManifestRun(loaded, ledger or manifest.with_suffix(".ledger.jsonl"))],
         client=ClientSettings(endpoint=url, request_timeout=5),
         run=RunSettings(rate=rate, retry=retry, rules=rules or ResumeRules(),
-                        max_runtime=max_runtime, handle_signals=False, seed=1),
+                        max_runtime=max_runtime, handle_signals=False, seed=1,
+                        **run_options),
+        rate_store=rate_store,
         progress="none",
     )
     return await run_submit(options, credentials)
@@ -155,6 +167,26 @@ async def test_connection_refused_is_retried_on_both_services_and_never_in_doubt
     assert {r["event"] for r in ledger if r["event"] != "sending"} == {"failed"}
     assert all(r["error"]["code"] == "NetworkError" and r["error"]["retryable"]
                for r in ledger if r["event"] == "failed")
+
+
+async def test_an_endpoint_that_cannot_be_reached_stops_the_run_with_exit_75(tmp_path):
+    # SPEC §5: every request of the window failed before it was sent: stop, tasks as they were.
+    manifest = write_manifest(tmp_path, vod=300, mps=300)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = await submit(manifest, f"http://127.0.0.1:{port}", rate=20, unreachable_window=1.5)
+    touched = {r["key"] for r in read_ledger(ledger_of(manifest))}
+    lines = len(read_ledger(ledger_of(manifest)))
+    states_down = last_events(ledger_of(manifest))
+    async with running_emulator(emulator_config()) as emulator:
+        up = await submit(manifest, emulator.url)
+    assert down.exit_code is ExitCode.TIME_LIMIT
+    assert "cannot be reached" in down.stop_detail
+    assert "sending" not in states_down.values(), "nothing in doubt: nothing was sent"
+    assert len(touched) <= 20 and lines <= 4 * len(touched), "not a retry storm"
+    assert up.exit_code is ExitCode.OK, "the next run sends every task"
+    assert event_counts(ledger_of(manifest)) == {"submitted": 600}
 
 
 async def test_server_clock_ahead_is_corrected_and_all_tasks_go_through(tmp_path):

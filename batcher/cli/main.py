@@ -2,9 +2,10 @@
 
 `main()` is the console script and `python -m batcher`. It is the only place (with
 `batcher.wire.credentials`) that reads the environment or `sys.argv`; everything below it gets
-typed settings objects. Each command lives in a module of its own (`submit`, `plan`, `status`,
-`emulator`) that declares its options and imports the layers it needs only when it runs, so
-`batcher --help` imports neither aiohttp nor pydantic. Every user mistake is a
+typed settings objects. Each command lives in a module of its own (`submit`, `collect`, `plan`,
+`status`, `emulator`) that declares its options and imports the layers it needs only when it
+runs, so `batcher --help` imports neither aiohttp nor pydantic; a command given by name imports
+only its own module's options (`build_parser(only=...)`). Every user mistake is a
 `batcher.exceptions.BatcherError`: caught here once, printed as one line, exit with its code;
 a command that writes a log or metrics file (`submit`) records the error there too, through the
 `on_error` it sets, so cron sees a bad manifest, missing credentials or a held lock.
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from batcher import __version__
 from batcher.exceptions import BatcherError, ExitCode
 
-COMMANDS = ("submit", "plan", "status", "emulator")
+COMMANDS = ("submit", "collect", "plan", "status", "emulator")
 """The command modules of `batcher.cli`, in the order `batcher --help` lists them."""
 
 

@@ -14,6 +14,11 @@ from batcher.api.services import DEFAULT_RATE
 
 ENDPOINT_ENV = "BATCHER_ENDPOINT"
 
+DEFAULT_STORE_TIMEOUT = 30.0
+"""`--store-timeout`: seconds without an answer from the rate store before a run stops (SPEC
+§10). Written here, not imported from `batcher.run.limiter`, so the parser stays light;
+`tests/test_rate_store.py` checks that the two agree."""
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

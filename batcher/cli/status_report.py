@@ -3,6 +3,10 @@
 From a ledger alone, the states are those of the keys it has seen. With a manifest, every task
 of the manifest is counted, so tasks never sent show as `not_sent`, and ledger keys that the
 manifest no longer has (an edited manifest) are left out.
+
+Beside the submission states, the generation states that `collect` recorded in the results
+ledger (`<stem>.results.jsonl`): each key's last result event (`generated`, `downloaded`,
+`generation_failed`, `expired`, `lost`, `recovered`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from batcher.cli.report import NOT_SENT, render_table
 from batcher.manifest import Manifest
 from batcher.state.events import FailureGroup, TaskState
 from batcher.state.replay import replay
+from batcher.state.results_ledger import replay_results, results_ledger_path
 
 STATE_NAMES = {
     TaskState.PENDING: NOT_SENT,
@@ -35,6 +40,8 @@ class StatusReport:
     """service → state name → tasks."""
     failures: list[FailureGroup]
     torn_lines: int
+    generation: dict[str, dict[str, int]]
+    """service → last result event → tasks, from the results ledger (empty without one)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -46,11 +53,14 @@ class StatusReport:
                 for f in self.failures
             ],
             "torn_lines": self.torn_lines,
+            "generation": self.generation,
         }
 
 
 def status_report(ledger_path: Path, manifest: Manifest | None) -> StatusReport:
     ledger = replay(ledger_path)
+    # The manifest's keys, to count its generation states, only when collect has written any.
+    keys: set[str] | None = set() if results_ledger_path(ledger_path).exists() else None
     if manifest is None:
         states = {
             service: {STATE_NAMES[state]: n for state, n in counts.items() if n}
@@ -61,6 +71,8 @@ def status_report(ledger_path: Path, manifest: Manifest | None) -> StatusReport:
         for task in manifest.tasks():
             state = ledger.state_of(task.key)
             tally.setdefault(task.service, Counter())[STATE_NAMES[state]] += 1
+            if keys is not None:
+                keys.add(task.key)
         states = {service: dict(counts) for service, counts in sorted(tally.items())}
     failures = sorted(ledger.failures_by_code().values(), key=lambda f: (-f.count, f.code))
     return StatusReport(
@@ -69,7 +81,19 @@ def status_report(ledger_path: Path, manifest: Manifest | None) -> StatusReport:
         states=states,
         failures=failures,
         torn_lines=ledger.torn_lines,
+        generation=_generation_states(ledger_path, keys),
     )
+
+
+def _generation_states(ledger_path: Path, keys: set[str] | None) -> dict[str, dict[str, int]]:
+    """Last result event -> keys, per service (`keys`: the manifest's only; None: no results
+    ledger, or no manifest to restrict to)."""
+    results = replay_results(results_ledger_path(ledger_path))
+    tally: dict[str, Counter[str]] = {}
+    for key, record in results.records.items():
+        if not keys or key in keys:
+            tally.setdefault(record.service, Counter())[str(record.event)] += 1
+    return {service: dict(counts) for service, counts in sorted(tally.items())}
 
 
 def render_status(report: StatusReport) -> str:
@@ -88,6 +112,10 @@ def render_status(report: StatusReport) -> str:
                 "needs --retry-failed" if group.retryable == 0 else
                 f"{group.retryable} sent again by the next submit")
             lines.append(f"  {group.code}: {group.count} ({again}); e.g. {group.example}")
+    if report.generation:
+        lines.append("generation (from collect):")
+        columns = sorted({name for counts in report.generation.values() for name in counts})
+        lines.extend(render_table(["service", *columns], report.generation))
     if report.torn_lines:
         lines.append(f"note: {report.torn_lines} torn or corrupt ledger line(s) were skipped")
     return "\n".join(lines)

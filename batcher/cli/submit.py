@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from batcher.api.services import DEFAULT_RATE, DEFAULT_SITE, SITES
 from batcher.cli.options import (
+    DEFAULT_STORE_TIMEOUT,
     ENDPOINT_ENV,
     add_json,
     add_ledger,
@@ -48,8 +49,23 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     submit.add_argument("--max-attempts", type=int, default=RetryPolicy().max_attempts,
                         help="attempts per task for retryable errors (default %(default)s)")
     add_resume_rules(submit)
+    submit.add_argument("--regenerate", action="store_true",
+                        help="send again the tasks whose generation failed with a retryable "
+                        "error (see `batcher collect`), each with a new SessionId")
+    submit.add_argument("--regenerate-all", action="store_true",
+                        help="send again every task whose generation failed (mps FAIL, "
+                        "content refusals too)")
     submit.add_argument("--max-runtime", type=parse_duration, metavar="DURATION",
                         help="stop taking new tasks after this long (e.g. 50m, 2h, 90s); exit 75")
+    submit.add_argument("--rate-store", metavar="URL",
+                        help="where send slots are reserved, shared by every process naming it: "
+                        "redis://HOST:PORT/DB, file:PATH or memory (env BATCHER_RATE_STORE; "
+                        "default: a file in $XDG_STATE_HOME/batcher/, else "
+                        "~/.local/state/batcher/)")
+    submit.add_argument("--store-timeout", type=parse_duration, metavar="DURATION",
+                        default=DEFAULT_STORE_TIMEOUT,
+                        help="stop (exit 75) when the rate store does not answer for this long "
+                        "(default %(default)gs)")
     submit.add_argument("--quiet", action="store_true", help="no progress and no summary")
     add_json(submit, "the summary as one JSON object")
     submit.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
@@ -68,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
     from batcher.cli.submit_run import SubmitOptions, run_submit
     from batcher.run.eventloop import run as run_event_loop
     from batcher.run.pipeline import RunSettings
+    from batcher.run.rate_stores import RATE_STORE_ENV, default_store_url
     from batcher.run.resume import ResumeRules
+    from batcher.state.regeneration import RegenerationRules
     from batcher.wire.client import ClientSettings
     from batcher.wire.credentials import CredentialSources, find_credentials
 
@@ -81,7 +99,10 @@ def run(args: argparse.Namespace) -> int:
     credentials = find_credentials(
         CredentialSources.standard(os.environ, Path.home(), args.profile))
     manifests = load_runs(args.manifests, args.ledger)  # validated by run_submit, under locks
-    endpoint, endpoints = parse_endpoints(args.endpoint or _split(os.environ.get(ENDPOINT_ENV)))
+    endpoint, endpoints = parse_endpoints(
+        args.endpoint or split_endpoints(os.environ.get(ENDPOINT_ENV)))
+    rate_store = (args.rate_store or os.environ.get(RATE_STORE_ENV)
+                  or default_store_url(os.environ, Path.home()))
     options = SubmitOptions(
         manifests=manifests,
         client=ClientSettings(endpoint=endpoint, endpoints=endpoints, site=args.site,
@@ -92,9 +113,13 @@ def run(args: argparse.Namespace) -> int:
             rules=ResumeRules(retry_failed=args.retry_failed,
                               resend_in_doubt=args.resend_in_doubt),
             max_runtime=args.max_runtime,
+            store_timeout=args.store_timeout,
         ),
+        rate_store=rate_store,
         progress="none" if args.quiet else args.progress,
         metrics_file=args.metrics_file,
+        regeneration=RegenerationRules(retryable=args.regenerate,
+                                       everything=args.regenerate_all),
     )
     result = run_event_loop(run_submit(options, credentials))
     summary = (result.summaries, result.exit_code, result.stop_detail, result.account_error)
@@ -151,7 +176,7 @@ def _manifest_names(paths: Sequence[Path]) -> list[str]:
         return [str(path) for path in paths]
 
 
-def _split(value: str | None) -> list[str]:
+def split_endpoints(value: str | None) -> list[str]:
     """`BATCHER_ENDPOINT`: one URL, or `vod=URL,mps=URL`."""
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 

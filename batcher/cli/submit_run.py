@@ -17,7 +17,7 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from batcher.cli.metrics import RunMetrics
@@ -26,6 +26,7 @@ from batcher.cli.report import JobSummary, summarize_job
 from batcher.exceptions import ExitCode, ManifestError
 from batcher.manifest import Manifest
 from batcher.run.pipeline import Job, Pipeline, RunObserver, RunResult, RunSettings, StopReason
+from batcher.run.rate_stores import open_store
 from batcher.run.resume import Decision, ServicePlan, plan_manifest
 from batcher.state.completion import (
     completed_tasks,
@@ -34,6 +35,7 @@ from batcher.state.completion import (
     record_path,
 )
 from batcher.state.ledger import LedgerReplay, LedgerWriter, open_ledger, replay
+from batcher.state.regeneration import RegenerationRules, plan_regenerations
 from batcher.wire.client import AigcClient, ClientSettings
 from batcher.wire.credentials import Credentials, CredentialsProvider, StaticCredentials
 
@@ -53,11 +55,15 @@ class SubmitOptions:
     manifests: Sequence[ManifestRun]
     client: ClientSettings
     run: RunSettings
+    rate_store: str
+    """The `--rate-store` URL (`batcher.run.rate_stores.open_store`)."""
     progress: str = "auto"
     """`bar`, `lines`, `none`, or `auto` (a bar on a terminal, lines otherwise)."""
     progress_interval: float = 10.0
     metrics_file: Path | None = None
     metrics_interval: float = 15.0
+    regeneration: RegenerationRules = field(default_factory=RegenerationRules)
+    """`--regenerate` / `--regenerate-all`: resend the tasks whose generation failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,8 @@ async def run_submit(
     found = await credentials.current()  # the CVM role's first fetch: no role, no run
     log.debug("credentials: %s", found)
     async with contextlib.AsyncExitStack() as stack:
+        store = open_store(options.rate_store)  # a bad URL exits 2 before any lock is taken
+        stack.push_async_callback(store.close)
         new_ledgers = [item.ledger for item in options.manifests if not item.ledger.exists()]
         writers: list[LedgerWriter] = []
         for item in options.manifests:
@@ -97,7 +105,8 @@ async def run_submit(
         observer, closers = _observers(options, jobs, metrics)
         try:
             async with AigcClient(credentials, options.client) as client:
-                pipeline = Pipeline(client, jobs, options.run, observer)
+                scope = rate_scope(await credentials.current())
+                pipeline = Pipeline(client, jobs, options.run, observer, store, scope=scope)
                 result = await _run_with_metrics(pipeline, metrics, options.metrics_interval)
         finally:
             for close in closers:
@@ -122,7 +131,9 @@ def _plan_jobs(options: SubmitOptions, writers: Sequence[LedgerWriter]) -> list[
     for item, writer in zip(options.manifests, writers, strict=True):
         name = str(item.manifest.path)
         digest = manifest_digest(item.manifest.source_files)
-        done = completed_tasks(digest, item.ledger)
+        regenerations = plan_regenerations(item.ledger, options.regeneration)
+        # A completion record knows nothing of generations: with regenerations, read it all.
+        done = None if regenerations else completed_tasks(digest, item.ledger)
         if done is not None:
             log.info("%s: every task is done (%s): nothing to read or send", name,
                      record_path(item.ledger))
@@ -131,8 +142,9 @@ def _plan_jobs(options: SubmitOptions, writers: Sequence[LedgerWriter]) -> list[
             job = Job(name, item.manifest, LedgerReplay(item.ledger), writer, plans)
         else:
             replayed = replay(item.ledger)
-            plans = plan_manifest(item.manifest, replayed, options.run.rules)
-            job = Job(name, item.manifest, replayed, writer, plans)
+            plans = plan_manifest(item.manifest, replayed, options.run.rules, regenerations)
+            job = Job(name, item.manifest, replayed, writer, plans,
+                      regenerations=regenerations)
         planned.append((job, digest, done is not None))
     return planned
 
@@ -202,6 +214,18 @@ def _observers(
     return ObserverGroup(observers), closers
 
 
+def rate_scope(credentials: Credentials) -> str:
+    """What scopes the rate store's keys: the account's SecretId (hashed by the store). A CVM
+    role's temporary SecretId changes at every refresh and differs between hosts, so its
+    runs are scoped by the role's name instead: the hosts that share a role share its cap."""
+    if credentials.source.startswith("CVM role "):
+        return credentials.source
+    return credentials.secret_id
+
+
+_NOTHING_LOST_STOPS = frozenset({StopReason.STORE_UNREACHABLE, StopReason.ENDPOINT_UNREACHABLE})
+
+
 def _judge(result: RunResult) -> SubmitResult:
     summaries = [summarize_job(job) for job in result.jobs]
     stop = result.stop
@@ -213,6 +237,9 @@ def _judge(result: RunResult) -> SubmitResult:
     if stop is not None and stop.reason is StopReason.SIGTERM:
         return SubmitResult(summaries, ExitCode.SIGTERM, detail)
     left = sum(summary.left for summary in summaries)
+    if stop is not None and stop.reason in _NOTHING_LOST_STOPS:
+        # Stopped from outside the tasks (a store or an endpoint that is down): run again.
+        return SubmitResult(summaries, ExitCode.TIME_LIMIT, detail)
     if stop is not None and stop.reason is StopReason.MAX_RUNTIME and left:
         return SubmitResult(summaries, ExitCode.TIME_LIMIT, detail)
     not_done = sum(summary.not_done for summary in summaries)

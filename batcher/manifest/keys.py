@@ -88,9 +88,15 @@ def task_key(batch: str, service: str, params: Mapping[str, Any], copy: int) -> 
     return digest[:KEY_HEX_CHARS]
 
 
-def session_id_for(key: str) -> str:
-    """The VOD SessionId a task sends when it sets none itself: at most 50 characters."""
+def session_id_for(key: str, regeneration: int = 0) -> str:
+    """The VOD SessionId a task sends when it sets none itself: at most 50 characters.
+
+    `regeneration` n > 0 (`submit --regenerate`, the n-th resend after a failed generation) gets
+    its own SessionId, `batcher-<key>-r<n>`, so that the server dedups each regeneration too.
+    """
     session_id = SESSION_ID_PREFIX + key
+    if regeneration:
+        session_id += f"-r{regeneration}"
     if len(session_id) > SESSION_ID_MAX:
         raise ValueError(f"{key!r} is not a task key: its SessionId would exceed {SESSION_ID_MAX}")
     return session_id

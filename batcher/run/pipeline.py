@@ -7,16 +7,22 @@ Design, in the order a task travels:
    so several manifests share the service fairly, and skipping what the ledger says is done
    (`batcher.run.resume`). It puts tasks into a small bounded queue, so memory stays flat whatever
    the manifest's size, and the number of requests in flight is bounded by the lane's workers.
-2. A worker takes a task and reserves a send slot from the lane's rate limiter (at most R
-   requests in any second, no burst); just before the slot it writes a durable `sending` line,
-   at the slot it sends (the client signs at send time).
+2. A worker takes a task and waits for its lane's *turn* at the rate limiter, shared through
+   the rate store with every process on the account (at most R requests in any second, no
+   burst; `batcher.run.limiter`). The turn reserves one slot just in time: 50 ms before it the
+   worker writes a durable `sending` line, at the slot it sends (the client signs at send
+   time), and only then may the next worker reserve. A lane grows its workers while all of them
+   are busy (up to a bound): with slots paced at R, the requests in flight settle at R times
+   the API's latency (Little's law), so the cap is reached at any latency up to the bound.
 3. The outcome settles the task: `submitted`, `duplicate` or `failed` in the ledger; retryable
    errors wait with jittered back-off and try again within their budgets; a failure after the
    request may have reached the server is retried only when a SessionId makes it safe (vod),
    and otherwise left *in doubt* (the ledger's last line stays `sending`).
-4. Stops: SIGINT/SIGTERM and `--max-runtime` stop the taking of new tasks, let in-flight requests
-   settle and return; an error that will fail every task (bad credentials, wrong SubAppId) stops
-   the run at once. A second SIGINT abandons in-flight requests (they stay in doubt).
+4. Stops: SIGINT/SIGTERM and `--max-runtime` stop the taking of new tasks at once (a worker
+   waiting for its turn stops waiting), let in-flight requests settle and return; an error that
+   will fail every task (bad credentials, wrong SubAppId) stops the run at once, and so do a rate
+   store that stays down and an endpoint that cannot be reached (`batcher.run.reachability`).
+   A second SIGINT abandons in-flight requests (they stay in doubt).
 
 Nothing here parses arguments, prints, or knows the ledger's format: the face passes a
 `RunSettings`, an `AigcClient`, the jobs and a `RunObserver`, and reads back a `RunResult`.
@@ -35,12 +41,21 @@ from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from batcher.api.services import DEFAULT_RATE, SERVICE_NAMES, Service, ServiceName, get_service
+from batcher.api.services import SERVICE_NAMES, Service, ServiceName, get_service
 from batcher.manifest import Manifest, Task
-from batcher.run.limiter import PREPARE_AHEAD, ServiceRateLimiter
-from batcher.run.resume import Decision, ResumeRules, ServicePlan, decide, is_resend_safe
-from batcher.run.retry import RetryBudget, RetryPolicy
+from batcher.run.limiter import (
+    PREPARE_AHEAD,
+    RateLimiter,
+    StoreUnreachable,
+    Turn,
+)
+from batcher.run.rate_stores import MemoryStore, RateStore
+from batcher.run.reachability import Reachability
+from batcher.run.resume import Decision, ServicePlan, decide_task, is_resend_safe, regenerated
+from batcher.run.retry import RetryBudget
+from batcher.run.settings import RunSettings as RunSettings
 from batcher.state.ledger import LedgerReplay, LedgerWriter
+from batcher.state.regeneration import Regeneration
 from batcher.wire.client import AigcClient
 from batcher.wire.errors import Accepted, ApiError, ErrorClass, TransportError, is_throttling
 
@@ -48,6 +63,12 @@ log = logging.getLogger("batcher")
 
 YIELD_EVERY = 256
 """Skipped tasks between two yields to the event loop, so a long resume scan never starves it."""
+
+INITIAL_WORKERS = 4
+"""Workers a lane starts with; it adds one whenever all of them wait for answers."""
+
+QUEUE_SIZE = 32
+"""Tasks read ahead of the workers per lane: memory stays flat whatever the manifest's size."""
 
 
 class Result(enum.StrEnum):
@@ -64,20 +85,8 @@ class StopReason(enum.StrEnum):
     SIGTERM = "SIGTERM"
     MAX_RUNTIME = "max_runtime"
     RUN_STOPPING_ERROR = "run_stopping_error"
-
-
-@dataclass(frozen=True, slots=True)
-class RunSettings:
-    """Everything a run is configured with; built once by the CLI and passed down."""
-
-    rate: float = DEFAULT_RATE
-    """Requests per second per service; 0 lifts the cap (benchmarks against the emulator)."""
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    rules: ResumeRules = field(default_factory=ResumeRules)
-    max_runtime: float | None = None
-    workers_per_service: int = 32
-    handle_signals: bool = True
-    seed: int | None = None
+    STORE_UNREACHABLE = "store_unreachable"
+    ENDPOINT_UNREACHABLE = "endpoint_unreachable"
 
 
 @dataclass(slots=True)
@@ -97,6 +106,8 @@ class Job:
     """service → tasks this run meant to send but did not start (stopped)."""
     held: Counter[tuple[str, Decision]] = field(default_factory=Counter)
     """(service, decision) → tasks not sent by rule (done, held failed, held in doubt)."""
+    regenerations: Mapping[str, Regeneration] = field(default_factory=dict)
+    """key → the regeneration its next submission is (`batcher.state.regeneration`)."""
 
     @property
     def tasks_per_service(self) -> dict[str, int]:
@@ -132,8 +143,10 @@ class RunResult:
 @dataclass(slots=True)
 class _Lane:
     service: Service
-    limiter: ServiceRateLimiter
+    limiter: RateLimiter
     queue: asyncio.Queue[tuple[Job, Task]]
+    workers: list[asyncio.Task[None]] = field(default_factory=list)
+    idle: int = 0  # workers not waiting for an answer: when none is left, start another
 
 
 class Pipeline:
@@ -145,8 +158,14 @@ class Pipeline:
         jobs: Sequence[Job],
         settings: RunSettings,
         observer: RunObserver,
+        store: RateStore | None = None,
+        scope: str = "",
     ) -> None:
+        """`store` holds the send slots (default: memory); `scope`, the SecretId, scopes them."""
         self._client = client
+        self._store = store if store is not None else MemoryStore()
+        self._scope = scope
+        self._reachability = Reachability(settings.unreachable_window)
         self._jobs = jobs
         self._settings = settings
         self._observer = observer
@@ -189,10 +208,16 @@ class Pipeline:
         self._stopping.set()
 
     def _make_lane(self, service: Service) -> _Lane:
-        queue: asyncio.Queue[tuple[Job, Task]] = asyncio.Queue(
-            maxsize=self._settings.workers_per_service
+        queue: asyncio.Queue[tuple[Job, Task]] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        limiter = RateLimiter(
+            self._store,
+            scope=self._scope,
+            service=service.name,
+            action=service.action,
+            rate=self._settings.rate,
+            store_timeout=self._settings.store_timeout,
         )
-        return _Lane(service, ServiceRateLimiter(self._settings.rate), queue)
+        return _Lane(service, limiter, queue)
 
     def _account_skipped(self) -> None:
         """Count the tasks no lane will send (done, held), from the plans, before any is sent."""
@@ -204,18 +229,28 @@ class Pipeline:
                         self._observer.tasks_skipped(job, service, decision, count)
 
     async def _run_lane(self, lane: _Lane) -> None:
-        workers = [
-            asyncio.create_task(self._worker(lane), name=f"{lane.service.name}-worker-{n}")
-            for n in range(self._settings.workers_per_service)
-        ]
+        for _ in range(INITIAL_WORKERS):
+            self._add_worker(lane)
         try:
             await self._produce(lane)
             await lane.queue.join()
         finally:
-            for worker in workers:
+            for worker in lane.workers:
                 worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*lane.workers, return_exceptions=True)
             self._count_left(lane)
+
+    def _add_worker(self, lane: _Lane) -> None:
+        name = f"{lane.service.name}-worker-{len(lane.workers)}"
+        lane.workers.append(asyncio.create_task(self._worker(lane), name=name))
+        lane.idle += 1
+
+    def _request_leaves(self, lane: _Lane) -> None:
+        # Little's law, measured rather than computed: a lane whose workers are all waiting for
+        # answers starts one more, so the requests in flight follow rate × latency.
+        lane.idle -= 1
+        if lane.idle == 0 and len(lane.workers) < self._settings.workers_per_service:
+            self._add_worker(lane)
 
     def _count_left(self, lane: _Lane) -> None:
         # Every task to send either ended in this run (a result) or was left: the difference
@@ -260,8 +295,9 @@ class Pipeline:
         passed_over = 0
         for task in job.manifest.tasks(service, start=job.plans[service].send_from or 0):
             state = job.replay.state_of(task.key)
-            if decide(state, task.service, task.session_id, rules) is Decision.SEND:
-                yield job, task
+            regeneration = job.regenerations.get(task.key)
+            if decide_task(task, state, regeneration, rules) is Decision.SEND:
+                yield job, task if regeneration is None else regenerated(task, regeneration.number)
                 count -= 1
                 if count == 0:
                     return
@@ -283,37 +319,82 @@ class Pipeline:
 
     async def _settle(self, lane: _Lane, job: Job, task: Task) -> None:
         """Send one task until it ends: submitted, duplicate, failed, in doubt, or left."""
+        reachability = self._reachability
+        if not reachability.suspected:
+            await self._send_until_settled(lane, job, task)
+            return
+        async with reachability.probe:  # the endpoint refuses: one task at a time tries it
+            if not self._stopping.is_set():
+                await self._send_until_settled(lane, job, task)
+
+    async def _send_until_settled(self, lane: _Lane, job: Job, task: Task) -> None:
         budget = RetryBudget(self._settings.retry, self._rng)
         first_attempt = job.replay.last_attempt(task.key) + 1
-        limiter = lane.limiter
+        outcome: Accepted | ApiError | TransportError | None = None
         while True:
-            slot = await limiter.acquire(ahead=PREPARE_AHEAD)
-            if self._stopping.is_set() and budget.attempts_made == 0:
+            prepared = False
+            try:
+                async with lane.limiter.turn(ahead=PREPARE_AHEAD, stop=self._stopping) as turn:
+                    if turn is not None:
+                        attempt = first_attempt + budget.attempts_made
+                        prepared = await self._prepare(turn, lane, job, task, attempt)
+            except StoreUnreachable as error:
+                self.request_stop(StopCause(StopReason.STORE_UNREACHABLE, str(error)))
+                turn = None
+            if turn is not None and not prepared:  # recorded as not sent
                 return
-            attempt = first_attempt + budget.attempts_made
-            await job.ledger.sending(task.key, task.service, attempt, task.session_id)
-            await limiter.wait_for(slot)
-            while limiter.expired(slot):
-                # The durable write stalled (fsync jitter) past the slot while later requests
-                # took theirs: sending now would bunch this one up with them, 21 in one second
-                # at the server. Take a fresh slot instead.
-                slot = await limiter.acquire()
-            outcome = await self._client.create_task(lane.service, task.params)
+            if turn is None:  # stopped while waiting for a slot: nothing sent
+                if outcome is not None:
+                    await self._stopped_before_retrying(lane, job, task, outcome)
+                return
+            self._request_leaves(lane)
+            try:
+                outcome = await self._client.create_task(lane.service, task.params)
+            finally:
+                lane.idle += 1
             code = "ok" if isinstance(outcome, Accepted) else outcome.code
             self._observer.request_answered(job, lane.service.name, code)
+            if self._reachability.answered(outcome):
+                self.request_stop(StopCause(
+                    StopReason.ENDPOINT_UNREACHABLE,
+                    f"the {lane.service.name} endpoint cannot be reached: every request of the "
+                    f"last {self._settings.unreachable_window:g} s failed before it was sent "
+                    f"({code}: {_message(outcome)})",
+                ))
             result = await self._record(lane, job, task, outcome, budget)
             if result is not None:
                 job.results[(lane.service.name, result)] += 1
                 self._observer.task_settled(job, lane.service.name, result)
                 return
             if await self._stopped_during(budget.delay()):
-                await job.ledger.failed(
-                    task.key, task.service, code,
-                    f"run stopped before retrying: {_message(outcome)}", True, _request_id(outcome),
-                )
-                job.results[(lane.service.name, Result.FAILED)] += 1
-                self._observer.task_settled(job, lane.service.name, Result.FAILED)
+                await self._stopped_before_retrying(lane, job, task, outcome)
                 return
+
+    async def _prepare(self, turn: Turn, lane: _Lane, job: Job, task: Task, attempt: int) -> bool:
+        """The durable `sending` line, then the slot (a fresh one if the write made it stale:
+        sending late would bunch this request up with the next slot's, 21 in one second).
+        False when the store failed meanwhile: the task is recorded as not sent, to send again."""
+        await job.ledger.sending(task.key, task.service, attempt, task.session_id)
+        try:
+            await turn.ready()
+        except StoreUnreachable as error:
+            await job.ledger.failed(task.key, task.service, "RateStoreUnreachable",
+                                    f"not sent: {error}", True, None)
+            job.results[(lane.service.name, Result.FAILED)] += 1
+            self._observer.task_settled(job, lane.service.name, Result.FAILED)
+            self.request_stop(StopCause(StopReason.STORE_UNREACHABLE, str(error)))
+            return False
+        return True
+
+    async def _stopped_before_retrying(
+        self, lane: _Lane, job: Job, task: Task, outcome: Accepted | ApiError | TransportError
+    ) -> None:
+        await job.ledger.failed(
+            task.key, task.service, "ok" if isinstance(outcome, Accepted) else outcome.code,
+            f"run stopped before retrying: {_message(outcome)}", True, _request_id(outcome),
+        )
+        job.results[(lane.service.name, Result.FAILED)] += 1
+        self._observer.task_settled(job, lane.service.name, Result.FAILED)
 
     async def _record(
         self,

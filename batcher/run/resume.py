@@ -4,17 +4,25 @@ Done tasks (`submitted`, `duplicate`) are skipped; a `failed` task whose error w
 sent again, a permanent failure only with `--retry-failed`; a task in doubt (last line `sending`)
 is sent again when its service dedups by SessionId and it carries one (vod), otherwise it is
 held and reported, and sent only with `--resend-in-doubt`. `plan` and `submit` share this rule.
+
+A task whose generation failed (`batcher.state.regeneration`) is a *regeneration*: sent again
+although done when `--regenerate` asks for it, and always with its regeneration's SessionId
+(`regenerated`), also when a crashed regeneration is resumed without the flag.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from batcher.api.services import SERVICE_NAMES, get_service
-from batcher.manifest import Manifest, TaskKey
+from batcher.manifest import Manifest, Task, TaskKey
+from batcher.manifest.keys import session_id_for
 from batcher.state.events import TaskState
+from batcher.state.regeneration import Regeneration
 from batcher.state.replay import LedgerReplay
 
 
@@ -53,6 +61,37 @@ def decide(state: TaskState, service: str, session_id: str | None, rules: Resume
     return Decision.SEND
 
 
+def decide_task(
+    task: Task | TaskKey, state: TaskState, regeneration: Regeneration | None,
+    rules: ResumeRules,
+) -> Decision:
+    """`decide` for a task whose next submission may be a regeneration (then it is sent even
+    when done if `regeneration.resend`, and judged with the regeneration's SessionId)."""
+    if regeneration is None:
+        return decide(state, task.service, task.session_id, rules)
+    if regeneration.resend and state.is_done:
+        return Decision.SEND
+    session_id = regeneration_session_id(task, regeneration.number)
+    return decide(state, task.service, session_id, rules)
+
+
+def regeneration_session_id(task: Task | TaskKey, number: int) -> str | None:
+    """The SessionId regeneration `number` of `task` carries: derived from its key and the
+    number on a service that dedups by SessionId (its own SessionId, if any, is replaced)."""
+    if not get_service(task.service).dedups_session_id:
+        return task.session_id
+    return session_id_for(task.key, number)
+
+
+def regenerated(task: Task, number: int) -> Task:
+    """`task` as regeneration `number` sends it."""
+    session_id = regeneration_session_id(task, number)
+    if session_id is None or session_id == task.session_id:
+        return task
+    return dataclasses.replace(task, session_id=session_id,
+                               params={**task.params, "SessionId": session_id})
+
+
 @dataclass(slots=True)
 class ServicePlan:
     """How many tasks of one service fall under each decision."""
@@ -82,15 +121,19 @@ class ServicePlan:
 
 
 def plan_manifest(
-    manifest: Manifest, ledger: LedgerReplay, rules: ResumeRules
+    manifest: Manifest,
+    ledger: LedgerReplay,
+    rules: ResumeRules,
+    regenerations: Mapping[str, Regeneration] | None = None,
 ) -> dict[str, ServicePlan]:
     """Validate the manifest and count, per service, what this run would do with each task:
     one streaming pass (ManifestError if the manifest is invalid)."""
     plans = {name: ServicePlan() for name in SERVICE_NAMES}
+    regenerations = regenerations or {}
 
     def tally(task: TaskKey) -> None:
         state = ledger.state_of(task.key)
-        decision = decide(state, task.service, task.session_id, rules)
+        decision = decide_task(task, state, regenerations.get(task.key), rules)
         plan = plans[task.service]
         plan.decisions[decision] += 1
         if decision is Decision.SEND and plan.send_from is None:

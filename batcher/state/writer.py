@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import Final, Self
 
 from batcher.api.services import SERVICE_NAMES
 from batcher.exceptions import LedgerError
@@ -27,22 +27,8 @@ logger = logging.getLogger("batcher.state.ledger")
 
 
 def open_ledger(path: Path, *, clock: Clock = utc_now) -> LedgerWriter:
-    """Lock the ledger at `path` (raising `LedgerLocked` at once if another run holds it) and open
-    it for appending, creating it and its parent directories if needed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = LedgerLock.acquire(path, clock)
-    try:
-        fd = _open_append(path)
-        try:
-            _end_torn_tail(path, fd)
-        except BaseException:
-            os.close(fd)
-            raise
-    except BaseException:
-        lock.release()
-        raise
-    return LedgerWriter(path, fd, lock, clock)
+    """Lock the submit ledger at `path` and open it for appending (see `LedgerWriter.open`)."""
+    return LedgerWriter.open(path, clock=clock)
 
 
 def _open_append(path: Path) -> int:
@@ -172,7 +158,27 @@ class LedgerWriter:
         self._error: LedgerError | None = None
         self._closed = False
 
-    async def __aenter__(self) -> LedgerWriter:
+    @classmethod
+    def open(cls, path: Path, *, clock: Clock = utc_now) -> Self:
+        """Lock the ledger at `path` (raising `LedgerLocked` at once if another run holds it) and
+        open it for appending, creating it and its parent directories if needed. A subclass (the
+        results ledger) gets the same lock, torn-tail repair and group commit."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = LedgerLock.acquire(path, clock)
+        try:
+            fd = _open_append(path)
+            try:
+                _end_torn_tail(path, fd)
+            except BaseException:
+                os.close(fd)
+                raise
+        except BaseException:
+            lock.release()
+            raise
+        return cls(path, fd, lock, clock)
+
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

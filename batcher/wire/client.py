@@ -58,7 +58,9 @@ class ClientSettings:
     region: str | None = None
     connect_timeout: float = 10.0
     request_timeout: float = 60.0
-    max_connections: int = 128
+    max_connections: int = 0
+    """Open connections at most; 0 sets no limit of the client's own: its callers bound the
+    requests in flight (the pipeline: 160 per service, which 20/s at 5 s of latency needs)."""
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -219,6 +221,34 @@ class AigcClient:
             # may have created the task.
             return TransportError("NetworkError", _describe(error), may_have_reached_server=True)
 
+    async def call(
+        self, service: Service, action: str, params: Mapping[str, Any]
+    ) -> Answer | ApiError | TransportError:
+        """Send any `action` of `service` (the Describe* actions of `collect`), signed at send
+        time; the answer's `Response` object, or the same failures as `create_task`."""
+        if self._session is None:
+            raise RuntimeError("AigcClient used outside `async with`")
+        url, request_url, host = self._target(service)
+        payload = _encode_json(params).encode()
+        try:
+            signer = await self._current_signer()
+        except BatcherError as error:
+            return TransportError("CredentialsUnavailable", str(error),
+                                  may_have_reached_server=False)
+        headers = signer.sign_headers(
+            service=service.name, host=host, action=action, version=service.version,
+            payload=payload, timestamp=int(self._clock() + self._clock_offsets.get(url, 0.0)),
+            region=self._settings.region,
+        )
+        try:
+            async with self._session.post(request_url, data=payload, headers=headers) as response:
+                answer = _read_answer(service, response.status, await response.read())
+                if isinstance(answer, ApiError) and answer.code == SIGNATURE_EXPIRED:
+                    self._adopt_server_clock(url, response.headers.get("Date"))
+                return answer
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            return _transport_error(error)
+
     def _adopt_server_clock(self, url: str, date_header: str | None) -> None:
         if not date_header:
             return
@@ -251,6 +281,44 @@ def _read_outcome(service: Service, status: int, body: bytes) -> Outcome:
         f"HTTP {status} without TaskId or Error in the response",
         may_have_reached_server=True,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A successful answer of any action: its `Response` object (`RequestId` included)."""
+
+    response: dict[str, Any]
+
+
+def _read_answer(service: Service, status: int, body: bytes) -> Answer | ApiError | TransportError:
+    if status >= 500:
+        return TransportError(
+            f"HttpStatus{status}", f"HTTP {status} from the endpoint", may_have_reached_server=True
+        )
+    try:
+        response = json.loads(body.decode())["Response"]
+    except (ValueError, KeyError, TypeError):
+        response = None
+    if not isinstance(response, dict):
+        outcome = _non_api_answer(status, len(body))
+        assert not isinstance(outcome, Accepted)
+        return outcome
+    error = response.get("Error")
+    if isinstance(error, dict):
+        code = str(error.get("Code", "UnknownError"))
+        request_id = response.get("RequestId")
+        return ApiError(code, str(error.get("Message", "")), request_id, classify(service, code))
+    return Answer(response)
+
+
+def _transport_error(error: BaseException) -> TransportError:
+    """What `create_task` makes of each aiohttp failure, for `call`."""
+    if isinstance(error, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+        code = "Timeout" if isinstance(error, aiohttp.ConnectionTimeoutError) else "NetworkError"
+        return TransportError(code, _describe(error), may_have_reached_server=False)
+    if isinstance(error, TimeoutError | aiohttp.ServerTimeoutError):
+        return TransportError("Timeout", _describe(error), may_have_reached_server=True)
+    return TransportError("NetworkError", _describe(error), may_have_reached_server=True)
 
 
 def _non_api_answer(status: int, size: int) -> Outcome:

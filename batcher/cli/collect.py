@@ -1,0 +1,151 @@
+"""The `batcher collect` command: its options, and the run it hands to `batcher.results`.
+
+Exit codes (SPEC §9): 0 every done task has its files on disk; 1 finished, and some failed to
+generate, expired or were lost; 75 some are still generating, or the run was stopped early
+(`--max-runtime`, `--timeout`, the endpoint or the rate store unreachable): run again; 2 bad
+usage, a bad manifest, credentials refused; 3 another collect holds the results ledger;
+130/143 SIGINT/SIGTERM. results.csv and index.html are rewritten whatever the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from batcher.api.services import DEFAULT_SITE, SITES
+from batcher.cli.options import ENDPOINT_ENV, add_json, add_ledger, parse_duration
+from batcher.exceptions import UsageError
+from batcher.wire.credentials import ENV_PROFILE
+
+if TYPE_CHECKING:
+    from batcher.cli.collect_run import CollectRunOptions
+    from batcher.exceptions import BatcherError
+    from batcher.results.collector import CollectJob
+
+DEFAULT_TIMEOUT_TEXT = "1h"
+RATE_STORE_ENV = "BATCHER_RATE_STORE"
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    collect = commands.add_parser(
+        "collect", help="poll the submitted tasks, download their images, write the gallery")
+    collect.add_argument("manifests", nargs="+", type=Path, metavar="MANIFEST",
+                         help="YAML or CSV manifest(s), or a directory of them")
+    add_ledger(collect, "submit ledger (default: <manifest stem>.ledger.jsonl beside it)")
+    collect.add_argument("--out", type=Path, metavar="DIR",
+                         help="where images, results.csv and index.html go "
+                         "(default: <manifest stem>.results/ beside the manifest)")
+    collect.add_argument("--wait", action="store_true",
+                         help="poll until every task is final or --timeout passes")
+    collect.add_argument("--timeout", type=parse_duration, default=DEFAULT_TIMEOUT_TEXT,
+                         metavar="DURATION", help="give up waiting after this long "
+                         "(default %(default)s); exit 75")
+    collect.add_argument("--poll-rate", type=float, metavar="R",
+                         help="lower every poll action's cap to R requests per second "
+                         "(caps: vod 100/s, mps 20/s; 0 lifts them, for the emulator only)")
+    collect.add_argument("--max-runtime", type=parse_duration, metavar="DURATION",
+                         help="stop after this long (e.g. 50m); exit 75")
+    collect.add_argument(
+        "--endpoint", action="append", default=[], metavar="[SERVICE=]URL",
+        help=f"send every service's requests to URL (e.g. the emulator), or one service's with "
+        f"vod=URL / mps=URL (repeatable; env {ENDPOINT_ENV})")
+    collect.add_argument("--site", choices=SITES, default=DEFAULT_SITE,
+                         help="public hosts: intl (default) or mainland")
+    collect.add_argument("--profile", help=f"section of the credentials file to use (env "
+                         f"{ENV_PROFILE}; default [default])")
+    collect.add_argument("--region", help="X-TC-Region header (the API does not require one)")
+    collect.add_argument("--rate-store", metavar="URL",
+                         help=f"share the caps through this store (env {RATE_STORE_ENV}): "
+                         "redis://HOST:PORT/DB, file:PATH or memory")
+    collect.add_argument("--quiet", action="store_true", help="no progress and no summary")
+    add_json(collect, "the summary as one JSON object")
+    collect.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
+                         help="progress display (default: a bar on a terminal, lines otherwise)")
+    collect.add_argument("--log-format", choices=("text", "json"), default="text")
+    collect.add_argument("--log-file", type=Path, help="write log lines here instead of stderr")
+    collect.add_argument("--metrics-file", type=Path, metavar="PATH",
+                         help="write Prometheus text-format metrics here (atomically, at the "
+                         "end), with the tasks per result state")
+    collect.set_defaults(handler=run, on_error=record_failure)
+
+
+def run(args: argparse.Namespace) -> int:
+    from batcher.cli.collect_run import run_collect
+    from batcher.cli.logs import configure_logging
+
+    configure_logging(log_format=args.log_format, log_file=args.log_file, quiet=args.quiet)
+    return run_collect(_options(args))
+
+
+def record_failure(args: argparse.Namespace, error: BatcherError) -> None:
+    """A run stopped by an error still tells cron: the error goes to --log-file and its exit
+    code to --metrics-file (`batcher.cli.main` calls this once, where it catches the error)."""
+    from batcher.cli.collect_report import write_failed_metrics
+    from batcher.cli.logs import configure_logging
+
+    if args.log_file is not None:
+        logger = configure_logging(log_format=args.log_format, log_file=args.log_file,
+                                   quiet=args.quiet)
+        for line in str(error).splitlines():
+            logger.error("%s", line)
+        logger.info("collect ended, exit code %d: %s", error.exit_code, type(error).__name__)
+    if args.metrics_file is not None:
+        write_failed_metrics(args.metrics_file, error.exit_code)
+
+
+def _options(args: argparse.Namespace) -> CollectRunOptions:
+    from batcher.cli.collect_run import CollectRunOptions
+    from batcher.cli.submit import parse_endpoints, split_endpoints
+    from batcher.results.collector import CollectSettings
+    from batcher.run.rate_stores import default_store_url
+    from batcher.wire.client import ClientSettings
+    from batcher.wire.credentials import CredentialSources, find_credentials
+
+    if args.poll_rate is not None and args.poll_rate < 0:
+        raise UsageError("--poll-rate must be positive (it can only lower the API's caps)")
+    credentials = find_credentials(
+        CredentialSources.standard(os.environ, Path.home(), args.profile))
+    jobs = load_jobs(args.manifests, args.ledger, args.out)
+    endpoint, endpoints = parse_endpoints(
+        args.endpoint or split_endpoints(os.environ.get(ENDPOINT_ENV)))
+    store = args.rate_store or os.environ.get(RATE_STORE_ENV) or default_store_url(
+        os.environ, Path.home())
+    return CollectRunOptions(
+        jobs=jobs,
+        credentials=credentials,
+        client=ClientSettings(endpoint=endpoint, endpoints=endpoints, site=args.site,
+                              region=args.region),
+        settings=CollectSettings(wait=args.wait, timeout=args.timeout,
+                                 max_runtime=args.max_runtime, poll_rate=args.poll_rate),
+        rate_store=store,
+        progress="none" if args.quiet else args.progress,
+        metrics_file=args.metrics_file,
+        json=args.json,
+        quiet=args.quiet,
+        log_summary=args.log_file is not None,
+    )
+
+
+def load_jobs(paths: list[Path], ledger: Path | None, out: Path | None) -> list[CollectJob]:
+    """Each manifest's structure read, with its submit ledger and its output directory."""
+    from batcher.cli.options import default_ledger_path
+    from batcher.manifest import load_manifest
+    from batcher.manifest.discover import expand_manifest_paths
+    from batcher.results.collector import CollectJob
+
+    files = expand_manifest_paths(paths)
+    if len(files) > 1 and (ledger is not None or out is not None):
+        raise UsageError("--ledger and --out name one manifest's, but several manifests were "
+                         "given: leave them out (each gets its own beside it)")
+    return [
+        CollectJob(load_manifest(path), ledger or default_ledger_path(path),
+                   out or default_out_dir(path))
+        for path in files
+    ]
+
+
+def default_out_dir(manifest: Path) -> Path:
+    """`<manifest stem>.results/` beside the manifest (SPEC §9)."""
+    return manifest.with_name(f"{manifest.stem}.results")

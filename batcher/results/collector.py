@@ -1,0 +1,494 @@
+"""A `collect` run (SPEC §9): recover duplicates, poll the unfinished tasks, download, report.
+
+For each manifest: its results ledger is locked (a second collect exits 3; a running `submit`
+holds only the submit ledger, which is read without a lock), the manifest is validated, and every
+task is placed from the two ledgers (`tracking`). Then, for all manifests together:
+
+1. vod duplicates get their TaskId back (`recovery`), or are recorded `lost`;
+2. unfinished tasks are polled on the per-task back-off of `schedule` (one pass asks each once;
+   `wait` repeats until every task is final, `timeout` passes or the run is stopped), each answer
+   recorded in the results ledger (`generated`, `generation_failed`) before it is acted on;
+3. generated files are downloaded as they come, a bounded number at once (`download`), then
+   recorded `downloaded` (or `expired`).
+
+Whatever happens (a stop, a run-stopping error), `results.csv` and `index.html` are rewritten
+from the tasks' final states before the run returns or raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import signal
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import aiohttp
+
+from batcher.api.results import TASK_NOT_FOUND
+from batcher.api.services import SERVICES
+from batcher.exceptions import BatcherError, ExitCode
+from batcher.manifest import Manifest
+from batcher.results.caller import ApiCaller, CallerSettings, Stopped
+from batcher.results.download import DownloadPolicy, download_session, download_task_files
+from batcher.results.outcomes import Generation, Stage, read_generation
+from batcher.results.recovery import Duplicate, Lost, recover
+from batcher.results.rows import ResultRow, ResultState
+from batcher.results.schedule import PollSchedule, PollTiming
+from batcher.results.tracking import JobState, Tracked, Work, monotonic_of
+from batcher.run.limiter import RateLimiter
+from batcher.state.results_ledger import (
+    GenerationError,
+    ResultsLedgerWriter,
+    results_ledger_path,
+)
+from batcher.state.submissions import submit_running
+from batcher.wire.client import AigcClient, Answer
+from batcher.wire.errors import ApiError, ErrorClass
+
+log = logging.getLogger("batcher")
+
+FINAL_STATES = frozenset({ResultState.DOWNLOADED, ResultState.GENERATION_FAILED,
+                          ResultState.EXPIRED, ResultState.LOST})
+UNFINISHED_STATES = frozenset({ResultState.PENDING, ResultState.GENERATED})
+FAILED_STATES = frozenset({ResultState.GENERATION_FAILED, ResultState.EXPIRED, ResultState.LOST})
+FOLLOW_INTERVAL = 1.0
+"""Seconds between two reads of a submit ledger that a running submit is appending to."""
+DEFAULT_TIMEOUT = 3600.0
+"""`--wait` gives up after this long (SPEC §9: one hour)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CollectSettings:
+    """Everything a collect run is configured with; built once by the CLI."""
+
+    wait: bool = False
+    timeout: float = DEFAULT_TIMEOUT
+    max_runtime: float | None = None
+    poll_rate: float | None = None
+    """Lowers every action's cap to this many requests per second; 0 lifts the caps (bench)."""
+    timing: PollTiming = field(default_factory=PollTiming)
+    download: DownloadPolicy = field(default_factory=DownloadPolicy)
+    caller: CallerSettings = field(default_factory=CallerSettings)
+    poll_concurrency: int = 64
+    handle_signals: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CollectJob:
+    """One manifest to collect: its submit ledger and its output directory."""
+
+    manifest: Manifest
+    ledger: Path
+    out_dir: Path
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.path)
+
+
+class CollectObserver(Protocol):
+    def changed(self, counts: Mapping[ResultState, int]) -> None:
+        """Some task changed state; `counts` are every manifest's tasks per state."""
+        ...
+
+
+@dataclass(slots=True)
+class JobReport:
+    name: str
+    out_dir: Path
+    counts: Counter[ResultState]
+
+
+@dataclass(slots=True)
+class CollectResult:
+    jobs: list[JobReport]
+    exit_code: ExitCode
+    stop_detail: str = ""
+    calls: dict[str, int] = field(default_factory=dict)
+    """Requests sent per action."""
+    polls: int = 0
+    """Poll requests that were answered or given up (one per task asked)."""
+
+
+@dataclass(slots=True)
+class _Job:
+    spec: CollectJob
+    state: JobState
+
+    @property
+    def writer(self) -> ResultsLedgerWriter:
+        return self.state.writer
+
+    @property
+    def tracked(self) -> list[Tracked]:
+        return self.state.tracked
+
+
+LimiterFactory = Callable[[str, str, float], RateLimiter]
+"""(service, action, rate) -> the limiter of that action's cap."""
+
+
+class Collector:
+    """Runs one collect over several manifests; `await run()` once."""
+
+    def __init__(
+        self,
+        jobs: Sequence[CollectJob],
+        settings: CollectSettings,
+        client: AigcClient,
+        limiter_for: LimiterFactory,
+        observer: CollectObserver | None = None,
+    ) -> None:
+        self._specs = jobs
+        self._settings = settings
+        self._client = client
+        self._limiter_for = limiter_for
+        self._observer = observer
+        self._stop = asyncio.Event()
+        self._stop_exit: ExitCode | None = None
+        self._stop_detail = ""
+        self._jobs: list[_Job] = []
+        self._schedule = PollSchedule(settings.timing, clock=time.monotonic)
+        self._by_id: dict[str, tuple[_Job, Tracked]] = {}
+        self._wake = asyncio.Event()
+        self._downloads: set[asyncio.Task[None]] = set()
+        self._polls: set[asyncio.Task[None]] = set()
+        self._polled = 0
+        self._error: BaseException | None = None
+        """The first error a poll or download task raised: it stops the run."""
+        self._session: aiohttp.ClientSession | None = None
+        self._download_limit = asyncio.Semaphore(settings.download.concurrency)
+        self._following = False
+        """True while --wait follows a running submit of these manifests."""
+
+    async def run(self) -> CollectResult:
+        """Lock, place, work, write the reports; LedgerLocked (3) or ManifestError (2) first."""
+        async with contextlib.AsyncExitStack() as stack:
+            for spec in self._specs:
+                writer = ResultsLedgerWriter.open(results_ledger_path(spec.ledger))
+                stack.push_async_callback(writer.close)
+                self._jobs.append(_Job(spec, JobState.place(spec.manifest, spec.ledger, writer)))
+            caller = ApiCaller(self._client, self._limiters(), self._settings.caller,
+                               stop=self._stop)
+            error: BatcherError | None = None
+            with self._signal_handlers():
+                try:
+                    await self._work(caller)
+                except BatcherError as raised:
+                    error = raised
+                finally:
+                    await self._settle_tasks()
+            reports = [self._report(job) for job in self._jobs]
+        if error is not None:
+            raise error
+        if self._error is not None:
+            raise self._error
+        return CollectResult(reports, self._exit_code(), self._stop_detail, dict(caller.calls),
+                             self._polled)
+
+    # --- set-up -----------------------------------------------------------------------------
+
+    def _limiters(self) -> dict[tuple[str, str], RateLimiter]:
+        limiters: dict[tuple[str, str], RateLimiter] = {}
+        for service in SERVICES.values():
+            for action, cap in service.caps.items():
+                rate = cap if self._settings.poll_rate is None else (
+                    min(cap, self._settings.poll_rate) if self._settings.poll_rate > 0 else 0)
+                limiters[(service.name, action)] = self._limiter_for(service.name, action, rate)
+        return limiters
+
+    # --- the work ---------------------------------------------------------------------------
+
+    async def _work(self, caller: ApiCaller) -> None:
+        deadline = self._deadline()
+        timer = asyncio.get_running_loop().call_later(deadline, self._deadline_passed)
+        follower: asyncio.Task[None] | None = None
+        try:
+            self._changed()
+            await self._start_work(caller, list(self._each()))
+            if self._settings.wait:
+                self._following = any(submit_running(job.spec.ledger) for job in self._jobs)
+                follower = asyncio.create_task(self._follow_submit(caller))
+            await self._poll_until_done(caller)
+            while self._downloads and not self._stop.is_set():
+                await self._unless_stopped(
+                    asyncio.gather(*self._downloads, return_exceptions=True))
+        finally:
+            timer.cancel()
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
+
+    async def _start_work(self, caller: ApiCaller, items: list[tuple[_Job, Tracked]]) -> None:
+        """Recover, poll or download each task, as its placement says."""
+        await self._recover_duplicates(
+            caller, [(job, tracked) for job, tracked in items if tracked.work is Work.RECOVER])
+        for job, tracked in items:
+            if tracked.work is Work.DOWNLOAD:
+                self._start_download(job, tracked)
+            elif tracked.work is Work.POLL:
+                self._add_to_schedule(job, tracked)
+        self._wake.set()
+
+    async def _follow_submit(self, caller: ApiCaller) -> None:
+        """With --wait, while a submit of these manifests runs: take its new tasks in as its
+        ledger grows (checked every `FOLLOW_INTERVAL`), until it ends."""
+        while self._following:
+            await asyncio.sleep(FOLLOW_INTERVAL)
+            running = any(submit_running(job.spec.ledger) for job in self._jobs)
+            placed = [(job, tracked) for job in self._jobs for tracked in job.state.refresh()]
+            if placed:
+                await self._start_work(caller, placed)
+                self._changed()
+            self._following = running
+        self._wake.set()
+
+    def _deadline(self) -> float:
+        limits = [self._settings.timeout if self._settings.wait else float("inf")]
+        if self._settings.max_runtime is not None:
+            limits.append(self._settings.max_runtime)
+        return min(min(limits), 10 * 365 * 86400.0)
+
+    def _deadline_passed(self) -> None:
+        runtime = self._settings.max_runtime
+        which = "--max-runtime" if runtime is not None and (
+            not self._settings.wait or runtime <= self._settings.timeout) else "--timeout"
+        self._request_stop(None, f"{which} reached")
+
+    async def _recover_duplicates(
+        self, caller: ApiCaller, wanted: list[tuple[_Job, Tracked]]
+    ) -> None:
+        if not wanted:
+            return
+        duplicates = [
+            Duplicate(tracked.key, tracked.who.sub_app_id, tracked.session_id,
+                      tracked.sending_times)
+            for _, tracked in wanted
+        ]
+        try:
+            verdicts = await recover(caller, duplicates, time.time())
+        except Stopped:
+            return
+        for job, tracked in wanted:
+            verdict = verdicts.get(tracked.key)
+            if verdict is None:
+                continue  # its listing failed: tried again next run
+            if isinstance(verdict, Lost):
+                await job.writer.lost(tracked.key, tracked.service, verdict.reason,
+                                      tracked.session_id)
+                tracked.fail(ResultState.LOST, "TaskIdNotRecovered", verdict.reason)
+                log.warning("%s: %s task %s is lost: %s", job.spec.name, tracked.service,
+                            tracked.key, verdict.reason)
+            else:
+                await job.writer.recovered(tracked.key, tracked.service, verdict.task_id,
+                                           tracked.session_id)
+                tracked.task_id, tracked.work = verdict.task_id, Work.POLL
+                tracked.state = ResultState.PENDING
+        self._changed()
+
+    def _add_to_schedule(self, job: _Job, tracked: Tracked) -> None:
+        ident = f"{id(job)}:{tracked.key}"
+        self._by_id[ident] = (job, tracked)
+        sent_at = monotonic_of(tracked.sent_at)
+        first = self._settings.timing.first_poll_age if self._settings.wait else 0.0
+        self._schedule.add(ident, sent_at, first_at_age=first)
+
+    async def _poll_until_done(self, caller: ApiCaller) -> None:
+        limit = asyncio.Semaphore(self._settings.poll_concurrency)
+        while not self._stop.is_set():
+            ident = self._schedule.pop_due()
+            if ident is not None:
+                await self._unless_stopped(limit.acquire())
+                if self._stop.is_set():
+                    return
+                poll = asyncio.create_task(self._poll(caller, ident))
+                self._polls.add(poll)
+                poll.add_done_callback(functools.partial(self._poll_ended, limit))
+                continue
+            wait = self._schedule.wait()
+            if wait is None and not self._polls and not self._following:
+                return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await self._unless_stopped(asyncio.wait_for(self._wake.wait(), wait))
+
+    async def _poll(self, caller: ApiCaller, ident: str) -> None:
+        job, tracked = self._by_id[ident]
+        service = SERVICES[tracked.service]
+        params: dict[str, object] = {"TaskId": tracked.task_id}
+        if service.name == "vod" and (sub_app := tracked.who.sub_app_id) is not None:
+            params["SubAppId"] = sub_app
+        try:
+            answer = await caller.call(service, service.poll_action, params)
+        except Stopped:
+            return
+        self._polled += 1
+        if isinstance(answer, Answer):
+            await self._settle_generation(job, tracked, ident,
+                                          read_generation(service.name, answer.response))
+        elif isinstance(answer, ApiError) and answer.error_class is not ErrorClass.RETRYABLE:
+            not_found = answer.code == TASK_NOT_FOUND.get(service.name)
+            error = GenerationError(answer.code, answer.message, False)
+            await job.writer.generation_failed(tracked.key, tracked.service, tracked.task_id,
+                                               error)
+            tracked.fail(ResultState.GENERATION_FAILED, answer.code, answer.message)
+            self._schedule.drop(ident)
+            log.warning("%s: task %s: %s%s", job.spec.name, tracked.task_id, answer.code,
+                        " (older than 3 days, or another account's)" if not_found else "")
+            self._changed()
+        elif self._settings.wait:
+            self._schedule.retry(ident, self._settings.timing.min_delay * 5)
+        else:
+            self._schedule.drop(ident)
+
+    async def _settle_generation(
+        self, job: _Job, tracked: Tracked, ident: str, generation: Generation
+    ) -> None:
+        if generation.stage is Stage.PENDING:
+            if self._settings.wait:
+                self._schedule.pending(ident)
+            else:
+                self._schedule.drop(ident)
+            return
+        self._schedule.finished(ident)
+        if generation.stage is Stage.FAILED:
+            assert generation.error is not None
+            await job.writer.generation_failed(tracked.key, tracked.service, tracked.task_id,
+                                               generation.error)
+            tracked.fail(ResultState.GENERATION_FAILED, generation.error.code,
+                         generation.error.message)
+        else:
+            await job.writer.generated(tracked.key, tracked.service, tracked.task_id,
+                                       generation.files)
+            tracked.state, tracked.generated = ResultState.GENERATED, generation.files
+            self._start_download(job, tracked)
+        self._changed()
+
+    # --- downloads --------------------------------------------------------------------------
+
+    def _start_download(self, job: _Job, tracked: Tracked) -> None:
+        download = asyncio.create_task(self._download(job, tracked))
+        self._downloads.add(download)
+        download.add_done_callback(self._download_ended)
+
+    def _poll_ended(self, limit: asyncio.Semaphore, poll: asyncio.Task[None]) -> None:
+        self._polls.discard(poll)
+        limit.release()
+        self._wake.set()
+        self._check(poll)
+
+    def _download_ended(self, download: asyncio.Task[None]) -> None:
+        self._downloads.discard(download)
+        self._check(download)
+
+    def _check(self, task: asyncio.Task[None]) -> None:
+        """A poll or download task ended: an error it raised stops the run, and is raised."""
+        if task.cancelled() or task.exception() is None:
+            return
+        if self._error is None:
+            self._error = task.exception()
+            self._request_stop(None, f"{self._error}")
+
+    async def _download(self, job: _Job, tracked: Tracked) -> None:
+        async with self._download_limit:
+            if self._session is None:
+                self._session = download_session(self._settings.download)
+            await download_task_files(self._session, tracked, job.spec.out_dir, job.writer,
+                                      self._settings.download)
+            self._changed()
+
+    # --- stopping ---------------------------------------------------------------------------
+
+    async def _unless_stopped(self, awaitable: Awaitable[object]) -> None:
+        """Await `awaitable` unless the run stops first (then it is cancelled)."""
+        work = asyncio.ensure_future(awaitable)
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if work.done():
+            work.result()
+        else:
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+
+    def _request_stop(self, exit_code: ExitCode | None, detail: str) -> None:
+        if not self._stop.is_set():
+            self._stop_exit, self._stop_detail = exit_code, detail
+            log.warning("stopping: %s", detail)
+        self._stop.set()
+
+    async def _settle_tasks(self) -> None:
+        """Cancel what is still running (a `.part` file at most is left) and close HTTP."""
+        running = [*self._polls, *self._downloads]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    @contextlib.contextmanager
+    def _signal_handlers(self) -> Iterator[None]:
+        if not self._settings.handle_signals:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        handled = {signal.SIGINT: ExitCode.SIGINT, signal.SIGTERM: ExitCode.SIGTERM}
+        for signum, code in handled.items():
+            loop.add_signal_handler(signum, self._request_stop, code, signum.name)
+        try:
+            yield
+        finally:
+            for signum in handled:
+                loop.remove_signal_handler(signum)
+
+    # --- the end ----------------------------------------------------------------------------
+
+    def _each(self) -> Iterator[tuple[_Job, Tracked]]:
+        for job in self._jobs:
+            for tracked in job.tracked:
+                yield job, tracked
+
+    def _changed(self) -> None:
+        if self._observer is not None:
+            self._observer.changed(Counter(t.state for _, t in self._each()))
+
+    def _report(self, job: _Job) -> JobReport:
+        from batcher.results.gallery import write_gallery
+        from batcher.results.table import write_results_csv
+
+        write_results_csv(job.spec.out_dir, _rows(job))
+        write_gallery(job.spec.out_dir, _rows(job), job.spec.manifest.batch,
+                      updated=datetime.now(UTC))
+        return JobReport(job.spec.name, job.spec.out_dir, Counter(t.state for t in job.tracked))
+
+    def _exit_code(self) -> ExitCode:
+        if self._stop_exit is not None:
+            return self._stop_exit
+        states = Counter(t.state for _, t in self._each())
+        needs_recovery = any(t.work is Work.RECOVER for _, t in self._each())
+        if needs_recovery or any(states[state] for state in UNFINISHED_STATES):
+            return ExitCode.TIME_LIMIT
+        if any(states[state] for state in FAILED_STATES):
+            return ExitCode.TASKS_NOT_DONE
+        return ExitCode.OK
+
+
+def _rows(job: _Job) -> Iterator[ResultRow]:
+    """Each task's row, its parameters and source read again from the manifest (a stream)."""
+    tasks = job.spec.manifest.tasks()
+    for tracked in job.tracked:
+        task = next(tasks, None)
+        yield tracked.to_row(task if task is not None and task.key == tracked.key else None)

@@ -1,0 +1,229 @@
+"""Where each task of a manifest stands, from the submit ledger and the results ledger.
+
+A task's submission decides first: never sent (`not_submitted`), last line `sending`
+(`in_doubt`), `failed`. A done one has a TaskId: its `submitted` line's, or for a vod
+`duplicate` the one a `recovered` line found for its SessionId (until then it needs recovery, or
+it is `lost`). Then the results ledger's last line about that TaskId: `generated` (files to
+download), `downloaded`, `generation_failed`, `expired`; nothing yet means `pending` (poll it).
+A TaskId the results ledger has not heard of (a regeneration's new one) starts again at pending.
+
+`Tracked` is mutable: the collector moves it forward as polls and downloads settle, and
+`to_row` renders it as the `ResultRow` that results.csv and the gallery show. `JobState` holds a
+manifest's tasks and follows its submit ledger as a running `submit` appends to it.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from batcher.manifest import Manifest, Task
+from batcher.results.rows import ResultRow, ResultState
+from batcher.state.results_ledger import (
+    DownloadedFile,
+    GeneratedFile,
+    ResultEvent,
+    ResultRecord,
+    ResultsLedgerWriter,
+    ResultsReplay,
+    replay_results,
+    results_ledger_path,
+)
+from batcher.state.submissions import Submission, SubmitLedgerTail
+
+
+class Work(enum.Enum):
+    """What this run has to do for a task."""
+
+    NOTHING = "nothing"
+    RECOVER = "recover"
+    POLL = "poll"
+    DOWNLOAD = "download"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskIdentity:
+    """What a collect run keeps of a manifest's task: not its parameters (most of its memory),
+    which the reports read again from the manifest, in the same order, at the end."""
+
+    row: int
+    """1-based position in the manifest."""
+    key: str
+    service: str
+    prompt: str
+    sub_app_id: int | None
+    """The vod SubAppId the task was created in (its polls must name it)."""
+
+    @classmethod
+    def of(cls, row: int, task: Task) -> TaskIdentity:
+        prompt = task.params.get("Prompt")
+        sub_app_id = task.params.get("SubAppId")
+        return cls(row, task.key, task.service, prompt if isinstance(prompt, str) else "",
+                   sub_app_id if type(sub_app_id) is int else None)
+
+
+@dataclass(slots=True)
+class Tracked:
+    """One task of a manifest, followed through a collect run."""
+
+    who: TaskIdentity
+    state: ResultState
+    work: Work = Work.NOTHING
+    task_id: str = ""
+    session_id: str = ""
+    sent_at: str = ""
+    """The ledger `ts` of its last `sending` line ("" if none)."""
+    generated: tuple[GeneratedFile, ...] = ()
+    files: tuple[DownloadedFile, ...] = ()
+    error_code: str = ""
+    error_message: str = ""
+    sending_times: tuple[str, ...] = ()
+
+    @property
+    def row(self) -> int:
+        return self.who.row
+
+    @property
+    def key(self) -> str:
+        return self.who.key
+
+    @property
+    def service(self) -> str:
+        return self.who.service
+
+    @property
+    def prompt(self) -> str:
+        return self.who.prompt
+
+    def fail(self, state: ResultState, code: str, message: str) -> None:
+        self.state, self.work = state, Work.NOTHING
+        self.error_code, self.error_message = code, message
+
+    def to_row(self, task: Task | None) -> ResultRow:
+        """The report's row; `task` is this task as the manifest gives it again (None when the
+        manifest was edited during the run: then without its source and parameters)."""
+        return ResultRow(
+            key=self.key,
+            service=self.service,
+            source=task.origin if task is not None else "",
+            prompt=self.prompt,
+            params=task.params if task is not None else {},
+            state=self.state,
+            task_id=self.task_id,
+            files=tuple(f.path for f in self.files),
+            error_code=self.error_code,
+            error_message=self.error_message,
+        )
+
+
+def track(
+    who: TaskIdentity, submission: Submission | None, record: ResultRecord | None
+) -> Tracked:
+    """The task as the two ledgers leave it, with the work this run owes it."""
+    if submission is None:
+        return Tracked(who, ResultState.NOT_SUBMITTED)
+    tracked = Tracked(who, ResultState.PENDING, session_id=submission.session_id,
+                      sent_at=submission.sendings[-1][0] if submission.sendings else "")
+    if submission.event == "sending":
+        tracked.state = ResultState.IN_DOUBT
+        return tracked
+    if submission.event == "failed":
+        tracked.fail(ResultState.FAILED, submission.error_code, submission.error_message)
+        return tracked
+    if submission.event == "submitted":
+        tracked.task_id = submission.task_id
+    else:  # duplicate: its TaskId comes from DescribeTasks
+        _track_duplicate(tracked, submission, record)
+        if not tracked.task_id:
+            return tracked
+    _apply_results(tracked, record)
+    return tracked
+
+
+def _track_duplicate(
+    tracked: Tracked, submission: Submission, record: ResultRecord | None
+) -> None:
+    session_id = submission.session_id
+    if record is not None and record.recovered_session_id == session_id and session_id:
+        tracked.task_id = record.recovered_task_id
+    elif record is not None and record.event is ResultEvent.LOST and (
+        record.lost_session_id == session_id
+    ):
+        tracked.fail(ResultState.LOST, "TaskIdNotRecovered", record.lost_reason)
+    else:
+        tracked.work = Work.RECOVER
+        tracked.sending_times = tuple(submission.sending_times(session_id))
+
+
+def _apply_results(tracked: Tracked, record: ResultRecord | None) -> None:
+    tracked.state, tracked.work = ResultState.PENDING, Work.POLL
+    if record is None or not record.about(tracked.task_id):
+        return
+    event = record.event
+    if event is ResultEvent.GENERATED:
+        tracked.state, tracked.work = ResultState.GENERATED, Work.DOWNLOAD
+        tracked.generated = record.generated
+    elif event is ResultEvent.DOWNLOADED:
+        tracked.state, tracked.work = ResultState.DOWNLOADED, Work.NOTHING
+        tracked.files = record.downloaded
+    elif event is ResultEvent.GENERATION_FAILED:
+        error = record.error
+        tracked.fail(ResultState.GENERATION_FAILED, error.code if error else "",
+                     error.message if error else "")
+    elif event is ResultEvent.EXPIRED:
+        tracked.fail(ResultState.EXPIRED, "UrlExpired",
+                     "the image URLs stopped working before they were downloaded")
+
+
+@dataclass(slots=True)
+class JobState:
+    """One manifest's tasks, placed from its ledgers, and the results ledger this run writes."""
+
+    manifest: Manifest
+    writer: ResultsLedgerWriter
+    tail: SubmitLedgerTail
+    results: ResultsReplay
+    tracked: list[Tracked] = field(default_factory=list)
+    by_key: dict[str, int] = field(default_factory=dict)
+    """key -> its index in `tracked`."""
+
+    @classmethod
+    def place(cls, manifest: Manifest, ledger: Path, writer: ResultsLedgerWriter) -> JobState:
+        """Every task of the manifest where the ledgers leave it (ManifestError if invalid)."""
+        manifest.validate()
+        job = cls(manifest, writer, SubmitLedgerTail(ledger),
+                  replay_results(results_ledger_path(ledger)))
+        job.tail.update()
+        submissions = job.tail.submissions
+        for row, task in enumerate(manifest.tasks(), 1):
+            job.by_key[task.key] = len(job.tracked)
+            job.tracked.append(track(TaskIdentity.of(row, task), submissions.get(task.key),
+                                     job.results.get(task.key)))
+        return job
+
+    def refresh(self) -> list[Tracked]:
+        """Read what a running submit appended; the idle tasks whose submission changed, placed
+        anew (a task being polled or downloaded is left to finish)."""
+        placed = []
+        for key in self.tail.update():
+            index = self.by_key.get(key)
+            if index is None or self.tracked[index].work is not Work.NOTHING:
+                continue
+            old = self.tracked[index]
+            new = track(old.who, self.tail.submissions.get(key), self.results.get(key))
+            if (new.state, new.task_id) != (old.state, old.task_id):
+                self.tracked[index] = new
+                placed.append(new)
+        return placed
+
+
+def monotonic_of(ts: str) -> float:
+    """A ledger time on `time.monotonic`'s scale (now, when it cannot be read)."""
+    try:
+        moment = datetime.fromisoformat(ts).timestamp()
+    except ValueError:
+        return time.monotonic()
+    return time.monotonic() - max(0.0, time.time() - moment)
