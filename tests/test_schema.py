@@ -163,13 +163,14 @@ def _plan_in_a_fresh_process(manifest: Path, *options: str) -> subprocess.Comple
         "from batcher.cli.main import main\n"
         f"code = main(['plan', {str(manifest)!r}, *{list(options)!r}])\n"
         "print('pydantic imported:', 'pydantic' in sys.modules, file=sys.stderr)\n"
+        "print('asyncio imported:', 'asyncio' in sys.modules, file=sys.stderr)\n"
         "sys.exit(code)\n"
     )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False, cwd=REPO)
 
 
-def test_plan_of_a_valid_ten_task_manifest_does_not_import_pydantic(tmp_path: Path) -> None:
+def test_plan_of_a_valid_ten_task_manifest_imports_neither_pydantic_nor_asyncio(tmp_path: Path) -> None:
     manifest = tmp_path / "ten.yaml"
     manifest.write_text(TEN_TASKS, encoding="utf-8")
     done = _plan_in_a_fresh_process(manifest)
@@ -177,6 +178,7 @@ def test_plan_of_a_valid_ten_task_manifest_does_not_import_pydantic(tmp_path: Pa
     assert re.search(r"^\s+vod\s+5\s", done.stdout, re.M), done.stdout
     assert re.search(r"^\s+mps\s+5\s", done.stdout, re.M), done.stdout
     assert "pydantic imported: False" in done.stderr
+    assert "asyncio imported: False" in done.stderr  # nor the writer's event loop, nor aiohttp
     as_json = _plan_in_a_fresh_process(manifest, "--json")
     assert as_json.returncode == 0, as_json.stderr
     assert len(as_json.stdout.splitlines()) == 10

@@ -17,13 +17,17 @@ import enum
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from batcher.api.services import SERVICE_NAMES, get_service
 from batcher.manifest import Manifest, Task, TaskKey
 from batcher.manifest.keys import session_id_for
 from batcher.state.events import TaskState
-from batcher.state.regeneration import Regeneration
 from batcher.state.replay import LedgerReplay
+
+if TYPE_CHECKING:  # for annotations only: it imports the results ledger's writer (asyncio),
+    # which `plan` must not pay for at start-up
+    from batcher.state.regeneration import Regeneration
 
 
 class Decision(enum.StrEnum):
