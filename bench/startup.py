@@ -2,8 +2,10 @@
 
 Each command runs `STARTUP_RUNS` times as its own process (`python -m batcher`, bytecode
 precompiled by run.py); the median is the figure, the fastest is shown beside it (the machine may
-be shared: the fastest is what the code costs, the median what a user waits). The modules that
-dominate the start are listed from `python -X importtime` of the plan, for information.
+be shared: the fastest is what the code costs, the median what a user waits). From
+`python -X importtime` of the plan: whether it imported pydantic, asyncio or aiohttp (it must
+not: a valid manifest is decided by the schema table), and the modules that dominate the start,
+for information.
 """
 
 from __future__ import annotations
@@ -42,13 +44,29 @@ def _walls(argv: list[str]) -> list[float]:
     return walls
 
 
-def heaviest_imports(argv: list[str], count: int = 8) -> list[tuple[str, float]]:
-    """The top-level imports that take longest (cumulative ms), from `-X importtime`."""
+HEAVY_PACKAGES = ("pydantic", "asyncio", "aiohttp")
+"""What `plan` of a valid manifest must not import: the request models are decided by the schema
+table (`batcher.api.schema`), and nothing is sent."""
+
+
+def import_times(argv: list[str]) -> str:
+    """`python -X importtime` of the command: its report (stderr)."""
     python, *rest = argv
     done = subprocess.run([python, "-X", "importtime", *rest], capture_output=True, text=True,
                           check=False)
+    return done.stderr
+
+
+def heavy_packages_imported(report: str) -> list[str]:
+    """Which of HEAVY_PACKAGES the `-X importtime` report shows imported."""
+    names = {line.rsplit("|", 1)[-1].strip() for line in report.splitlines()}
+    return [package for package in HEAVY_PACKAGES if package in names]
+
+
+def heaviest_imports(report: str, count: int = 8) -> list[tuple[str, float]]:
+    """The top-level imports that take longest (cumulative ms), from `-X importtime`."""
     found = []
-    for line in done.stderr.splitlines():
+    for line in report.splitlines():
         parts = line.split("|")
         if len(parts) == 3 and parts[1].strip().isdigit():
             name = parts[2].rstrip()
@@ -70,5 +88,10 @@ def run_startup(workdir: Path) -> tuple[list[Row], dict[str, Any]]:
                         "ms", f"<= {STARTUP_TARGET_S * 1000:.0f}", median <= STARTUP_TARGET_S))
         rows.append(Row(SECTION, f"{name}: fastest", min(walls) * 1000, "ms"))
         details[name] = {"walls_s": [round(wall, 4) for wall in walls]}
-    details["plan_heaviest_imports_ms"] = heaviest_imports(plan)
+    report = import_times(plan)
+    heavy = heavy_packages_imported(report)
+    rows.append(Row(SECTION, f"batcher plan (10 tasks): imports of {', '.join(HEAVY_PACKAGES)}",
+                    len(heavy), "", "0", not heavy))
+    details["plan_heavy_packages_imported"] = heavy
+    details["plan_heaviest_imports_ms"] = heaviest_imports(report)
     return rows, details
