@@ -33,8 +33,6 @@ class _Undecided(Exception):
     """The table cannot say the value is valid: pydantic decides (and explains)."""
 
 
-_UNDECIDED = _Undecided()
-
 
 def check_request(service: str, params: Any) -> dict[str, Any] | None:
     """The request as `model.to_wire()` would give it, if the table finds it valid; else None.
@@ -97,6 +95,43 @@ def max_length(service: str, dotted: str) -> int:
     return limit
 
 
+def fields_of(model: str) -> tuple[str, ...]:
+    """A model's field names (a name from `REQUESTS` or a nested `model` of a spec)."""
+    return tuple(name for name, _ in MODELS[model])
+
+
+def request_model_name(service: str) -> str:
+    return REQUESTS[service]
+
+
+def field_spec_of(model: str, name: str) -> Spec | None:
+    """The spec of one field of a model, or None if it has no such field."""
+    return _SPECS[model].get(name)
+
+
+def inner_model(spec: Spec | None) -> str | None:
+    """The model a field holds, directly or as list items (`FileInfos`)."""
+    if spec is None:
+        return None
+    if spec["type"] == "list":
+        return inner_model(spec["items"])
+    model: str | None = spec.get("model")
+    return model
+
+
+def model_accepts(service: str, params: Any) -> bool:
+    """What the request model says of a request the table left undecided (imports pydantic)."""
+    from pydantic import ValidationError  # only here: the table decides the common request
+
+    from batcher.api.models import request_model
+
+    try:
+        request_model(service).__pydantic_validator__.validate_python(params, strict=True)
+    except ValidationError:
+        return False
+    return True
+
+
 Check = Callable[[Any, bool], Any]
 """A field's check: (value, partial) to its wire value, or `_Undecided` raised."""
 
@@ -119,7 +154,7 @@ def _model_check(model: str) -> Check:
 
     def check(value: Any, partial: bool) -> dict[str, Any]:
         if type(value) is not dict or not value.keys() <= names:
-            raise _UNDECIDED  # an unknown parameter: pydantic names it and guesses the right one
+            raise _Undecided  # an unknown parameter: pydantic names it and guesses the right one
         wire: dict[str, Any] = {}
         for name, required, optional, check_field in fields:
             if name in value:
@@ -127,11 +162,11 @@ def _model_check(model: str) -> Check:
                 if item is not None:
                     wire[name] = check_field(item, partial)
                 elif not optional:
-                    raise _UNDECIDED
+                    raise _Undecided
             elif required and not partial:
-                raise _UNDECIDED
+                raise _Undecided
         if inputs is not None and not partial and not wire.get("Prompt") and not wire.get(inputs):
-            raise _UNDECIDED
+            raise _Undecided
         return wire
 
     return check
@@ -159,13 +194,13 @@ def _text_check(spec: Spec) -> Check:
 
     def check(value: Any, partial: bool) -> Any:
         if type(value) is not str or not (value.isascii() or _encodable(value)):
-            raise _UNDECIDED
+            raise _Undecided
         if choices is not None and value not in choices:
-            raise _UNDECIDED
+            raise _Undecided
         if (longest is not None and len(value) > longest) or (
             shortest is not None and len(value) < shortest
         ):
-            raise _UNDECIDED
+            raise _Undecided
         return value
 
     return check
@@ -177,7 +212,7 @@ def _integer_check(low: int | None, high: int | None) -> Check:
 
     def check(value: Any, partial: bool) -> Any:
         if type(value) is not int or not low <= value <= high:
-            raise _UNDECIDED
+            raise _Undecided
         return value
 
     return check
@@ -185,7 +220,7 @@ def _integer_check(low: int | None, high: int | None) -> Check:
 
 def _boolean_check(value: Any, partial: bool) -> Any:
     if type(value) is not bool:
-        raise _UNDECIDED
+        raise _Undecided
     return value
 
 
@@ -195,11 +230,11 @@ def _list_check(spec: Spec) -> Check:
 
     def check(value: Any, partial: bool) -> Any:
         if type(value) is not list:
-            raise _UNDECIDED
+            raise _Undecided
         if (longest is not None and len(value) > longest) or (
             shortest is not None and len(value) < shortest
         ):
-            raise _UNDECIDED
+            raise _Undecided
         return [check_item(item, partial) for item in value]
 
     return check
@@ -214,41 +249,5 @@ def _encodable(text: str) -> bool:
     return True
 
 
+_SPECS: dict[str, dict[str, Spec]] = {model: dict(fields) for model, fields in MODELS.items()}
 _CHECKS: dict[str, Check] = {model: _model_check(model) for model in MODELS}
-
-
-def fields_of(model: str) -> tuple[str, ...]:
-    """A model's field names (a name from `REQUESTS` or a nested `model` of a spec)."""
-    return tuple(name for name, _ in MODELS[model])
-
-
-def request_model_name(service: str) -> str:
-    return REQUESTS[service]
-
-
-def field_spec_of(model: str, name: str) -> Spec | None:
-    """The spec of one field of a model, or None if it has no such field."""
-    return dict(MODELS[model]).get(name)
-
-
-def inner_model(spec: Spec | None) -> str | None:
-    """The model a field holds, directly or as list items (`FileInfos`)."""
-    if spec is None:
-        return None
-    if spec["type"] == "list":
-        return inner_model(spec["items"])
-    model: str | None = spec.get("model")
-    return model
-
-
-def model_accepts(service: str, params: Any) -> bool:
-    """What the request model says of a request the table left undecided (imports pydantic)."""
-    from pydantic import ValidationError  # only here: the table decides the common request
-
-    from batcher.api.models import request_model
-
-    try:
-        request_model(service).__pydantic_validator__.validate_python(params, strict=True)
-    except ValidationError:
-        return False
-    return True
