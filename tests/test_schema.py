@@ -170,7 +170,9 @@ def _plan_in_a_fresh_process(manifest: Path, *options: str) -> subprocess.Comple
                           check=False, cwd=REPO)
 
 
-def test_plan_of_a_valid_ten_task_manifest_imports_neither_pydantic_nor_asyncio(tmp_path: Path) -> None:
+def test_plan_of_a_valid_ten_task_manifest_imports_neither_pydantic_nor_asyncio(
+    tmp_path: Path,
+) -> None:
     manifest = tmp_path / "ten.yaml"
     manifest.write_text(TEN_TASKS, encoding="utf-8")
     done = _plan_in_a_fresh_process(manifest)
