@@ -226,8 +226,15 @@ def test_store_keys_hide_the_secret_id_and_separate_accounts_and_actions():
     assert key != cap_key("AKIDsecretish", "mps", "CreateAigcImageTask")
 
 
-def test_the_cli_and_the_limiter_agree_on_the_store_timeout():
+def test_the_cli_and_the_layers_agree_on_the_store_timeout_and_environment_names():
+    # The parser keeps its own copies (importing the layers would slow every start).
+    from batcher.cli import options
+    from batcher.run.rate_stores import RATE_STORE_ENV
+    from batcher.wire.credentials import ENV_PROFILE
+
     assert CLI_STORE_TIMEOUT == DEFAULT_STORE_TIMEOUT
+    assert options.RATE_STORE_ENV == RATE_STORE_ENV
+    assert options.PROFILE_ENV == ENV_PROFILE
 
 
 @pytest.mark.parametrize("url", ["mysql://x", "file:", "redis://host:notaport/0"])

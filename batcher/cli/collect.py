@@ -14,10 +14,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batcher.api.services import DEFAULT_SITE, SITES
-from batcher.cli.options import ENDPOINT_ENV, add_json, add_ledger, parse_duration
+from batcher.cli.options import (
+    ENDPOINT_ENV,
+    RATE_STORE_ENV,
+    add_account_options,
+    add_ledger,
+    add_output_options,
+    parse_duration,
+)
 from batcher.exceptions import UsageError
-from batcher.wire.credentials import ENV_PROFILE
 
 if TYPE_CHECKING:
     from batcher.cli.collect_run import CollectRunOptions
@@ -25,7 +30,6 @@ if TYPE_CHECKING:
     from batcher.results.collector import CollectJob
 
 DEFAULT_TIMEOUT_TEXT = "1h"
-RATE_STORE_ENV = "BATCHER_RATE_STORE"
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,27 +51,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                          "(caps: vod 100/s, mps 20/s; 0 lifts them, for the emulator only)")
     collect.add_argument("--max-runtime", type=parse_duration, metavar="DURATION",
                          help="stop after this long (e.g. 50m); exit 75")
-    collect.add_argument(
-        "--endpoint", action="append", default=[], metavar="[SERVICE=]URL",
-        help=f"send every service's requests to URL (e.g. the emulator), or one service's with "
-        f"vod=URL / mps=URL (repeatable; env {ENDPOINT_ENV})")
-    collect.add_argument("--site", choices=SITES, default=DEFAULT_SITE,
-                         help="public hosts: intl (default) or mainland")
-    collect.add_argument("--profile", help=f"section of the credentials file to use (env "
-                         f"{ENV_PROFILE}; default [default])")
-    collect.add_argument("--region", help="X-TC-Region header (the API does not require one)")
-    collect.add_argument("--rate-store", metavar="URL",
-                         help=f"share the caps through this store (env {RATE_STORE_ENV}): "
-                         "redis://HOST:PORT/DB, file:PATH or memory")
-    collect.add_argument("--quiet", action="store_true", help="no progress and no summary")
-    add_json(collect, "the summary as one JSON object")
-    collect.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
-                         help="progress display (default: a bar on a terminal, lines otherwise)")
-    collect.add_argument("--log-format", choices=("text", "json"), default="text")
-    collect.add_argument("--log-file", type=Path, help="write log lines here instead of stderr")
-    collect.add_argument("--metrics-file", type=Path, metavar="PATH",
-                         help="write Prometheus text-format metrics here (atomically, at the "
-                         "end), with the tasks per result state")
+    add_account_options(collect)
+    add_output_options(collect, "write Prometheus text-format metrics here (atomically, at the "
+                       "end), with the tasks per result state")
     collect.set_defaults(handler=run, on_error=record_failure)
 
 
@@ -120,6 +106,7 @@ def _options(args: argparse.Namespace) -> CollectRunOptions:
         settings=CollectSettings(wait=args.wait, timeout=args.timeout,
                                  max_runtime=args.max_runtime, poll_rate=args.poll_rate),
         rate_store=store,
+        store_timeout=args.store_timeout,
         progress="none" if args.quiet else args.progress,
         metrics_file=args.metrics_file,
         json=args.json,

@@ -45,6 +45,7 @@ class CollectRunOptions:
     client: ClientSettings
     settings: CollectSettings
     rate_store: str
+    store_timeout: float
     progress: str = "auto"
     metrics_file: Path | None = None
     json: bool = False
@@ -79,7 +80,7 @@ async def _collect(options: CollectRunOptions) -> CollectResult:
 
             def limiter_for(service: str, action: str, rate: float) -> RateLimiter:
                 return RateLimiter(store, scope=scope, service=service, action=action,
-                                   rate=rate)
+                                   rate=rate, store_timeout=options.store_timeout)
 
             collector = Collector(options.jobs, options.settings, client, limiter_for, observer)
             return await collector.run()

@@ -10,14 +10,19 @@ import argparse
 import re
 from pathlib import Path
 
-from batcher.api.services import DEFAULT_RATE
+from batcher.api.services import DEFAULT_RATE, DEFAULT_SITE, SITES
 
 ENDPOINT_ENV = "BATCHER_ENDPOINT"
+RATE_STORE_ENV = "BATCHER_RATE_STORE"
+"""Also `batcher.run.rate_stores.RATE_STORE_ENV`; written here so the parser stays light, and
+`tests/test_limiter.py` checks that the two agree."""
+PROFILE_ENV = "TENCENTCLOUD_PROFILE"
+"""Also `batcher.wire.credentials.ENV_PROFILE` (checked by the same test)."""
 
 DEFAULT_STORE_TIMEOUT = 30.0
 """`--store-timeout`: seconds without an answer from the rate store before a run stops (SPEC
 §10). Written here, not imported from `batcher.run.limiter`, so the parser stays light;
-`tests/test_rate_store.py` checks that the two agree."""
+`tests/test_limiter.py` checks that the two agree."""
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -59,3 +64,41 @@ def add_json(parser: argparse.ArgumentParser, help_text: str) -> None:
 def default_ledger_path(manifest: Path) -> Path:
     """`<manifest stem>.ledger.jsonl` beside the manifest (SPEC §2)."""
     return manifest.with_name(f"{manifest.stem}.ledger.jsonl")
+
+
+def add_account_options(parser: argparse.ArgumentParser) -> None:
+    """Where requests go and whose they are: --endpoint, --site, --profile, --region, and the
+    rate store that shares the account's caps (--rate-store, --store-timeout)."""
+    parser.add_argument(
+        "--endpoint", action="append", default=[], metavar="[SERVICE=]URL",
+        help=f"send every service's requests to URL (e.g. the emulator), or one service's with "
+        f"vod=URL / mps=URL (repeatable; env {ENDPOINT_ENV})")
+    parser.add_argument(
+        "--site", choices=SITES, default=DEFAULT_SITE,
+        help="public hosts: intl = vod.intl.tencentcloudapi.com (default), mainland = "
+        "vod.tencentcloudapi.com (and mps likewise)")
+    parser.add_argument(
+        "--profile", help=f"section of the credentials file to use (env {PROFILE_ENV}; "
+        "default [default])")
+    parser.add_argument("--region", help="X-TC-Region header (the API does not require one)")
+    parser.add_argument("--rate-store", metavar="URL",
+                        help="where send slots are reserved, shared by every process naming it: "
+                        f"redis://HOST:PORT/DB, file:PATH or memory (env {RATE_STORE_ENV}; "
+                        "default: a file in $XDG_STATE_HOME/batcher/, else "
+                        "~/.local/state/batcher/)")
+    parser.add_argument("--store-timeout", type=parse_duration, metavar="DURATION",
+                        default=DEFAULT_STORE_TIMEOUT,
+                        help="stop (exit 75) when the rate store does not answer for this long "
+                        "(default %(default)gs)")
+
+
+def add_output_options(parser: argparse.ArgumentParser, metrics_help: str) -> None:
+    """What a run shows and leaves for cron: --quiet, --json, --progress, --log-format,
+    --log-file, --metrics-file."""
+    parser.add_argument("--quiet", action="store_true", help="no progress and no summary")
+    add_json(parser, "the summary as one JSON object")
+    parser.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
+                        help="progress display (default: a bar on a terminal, lines otherwise)")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("--log-file", type=Path, help="write log lines here instead of stderr")
+    parser.add_argument("--metrics-file", type=Path, metavar="PATH", help=metrics_help)

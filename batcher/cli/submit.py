@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batcher.api.services import DEFAULT_RATE, DEFAULT_SITE, SITES
+from batcher.api.services import DEFAULT_RATE
 from batcher.cli.options import (
-    DEFAULT_STORE_TIMEOUT,
     ENDPOINT_ENV,
-    add_json,
+    RATE_STORE_ENV,
+    add_account_options,
     add_ledger,
+    add_output_options,
     add_rate,
     add_resume_rules,
     default_ledger_path,
@@ -22,7 +23,6 @@ from batcher.cli.options import (
 )
 from batcher.exceptions import BatcherError, UsageError
 from batcher.run.retry import RetryPolicy
-from batcher.wire.credentials import ENV_PROFILE
 
 if TYPE_CHECKING:
     from batcher.cli.submit_run import ManifestRun
@@ -32,18 +32,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     submit.add_argument("manifests", nargs="+", type=Path, metavar="MANIFEST",
                         help="YAML or CSV manifest(s), or a directory of them")
     add_ledger(submit, "ledger file (default: <manifest stem>.ledger.jsonl beside it)")
-    submit.add_argument(
-        "--endpoint", action="append", default=[], metavar="[SERVICE=]URL",
-        help=f"send every service's requests to URL (e.g. the emulator), or one service's with "
-        f"vod=URL / mps=URL (repeatable; env {ENDPOINT_ENV})")
-    submit.add_argument(
-        "--site", choices=SITES, default=DEFAULT_SITE,
-        help="public hosts: intl = vod.intl.tencentcloudapi.com (default), mainland = "
-        "vod.tencentcloudapi.com (and mps likewise)")
-    submit.add_argument(
-        "--profile", help=f"section of the credentials file to use (env {ENV_PROFILE}; "
-        "default [default])")
-    submit.add_argument("--region", help="X-TC-Region header (the API does not require one)")
+    add_account_options(submit)
     add_rate(submit, "requests per second per service (default %(default)s, the API's cap; the "
              "API refuses more; 0 lifts the cap: for the emulator only)")
     submit.add_argument("--max-attempts", type=int, default=RetryPolicy().max_attempts,
@@ -57,24 +46,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "content refusals too)")
     submit.add_argument("--max-runtime", type=parse_duration, metavar="DURATION",
                         help="stop taking new tasks after this long (e.g. 50m, 2h, 90s); exit 75")
-    submit.add_argument("--rate-store", metavar="URL",
-                        help="where send slots are reserved, shared by every process naming it: "
-                        "redis://HOST:PORT/DB, file:PATH or memory (env BATCHER_RATE_STORE; "
-                        "default: a file in $XDG_STATE_HOME/batcher/, else "
-                        "~/.local/state/batcher/)")
-    submit.add_argument("--store-timeout", type=parse_duration, metavar="DURATION",
-                        default=DEFAULT_STORE_TIMEOUT,
-                        help="stop (exit 75) when the rate store does not answer for this long "
-                        "(default %(default)gs)")
-    submit.add_argument("--quiet", action="store_true", help="no progress and no summary")
-    add_json(submit, "the summary as one JSON object")
-    submit.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
-                        help="progress display (default: a bar on a terminal, lines otherwise)")
-    submit.add_argument("--log-format", choices=("text", "json"), default="text")
-    submit.add_argument("--log-file", type=Path, help="write log lines here instead of stderr")
-    submit.add_argument("--metrics-file", type=Path, metavar="PATH",
-                        help="write Prometheus text-format metrics here (atomically, every 15 s "
-                        "and at the end), e.g. for node_exporter's textfile collector")
+    add_output_options(submit, "write Prometheus text-format metrics here (atomically, "
+                       "every 15 s and at the end), e.g. for node_exporter's textfile collector")
     submit.set_defaults(handler=run, on_error=record_failure)
 
 
@@ -84,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from batcher.cli.submit_run import SubmitOptions, run_submit
     from batcher.run.eventloop import run as run_event_loop
     from batcher.run.pipeline import RunSettings
-    from batcher.run.rate_stores import RATE_STORE_ENV, default_store_url
+    from batcher.run.rate_stores import default_store_url
     from batcher.run.resume import ResumeRules
     from batcher.state.regeneration import RegenerationRules
     from batcher.wire.client import ClientSettings
