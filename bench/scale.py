@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -64,16 +64,8 @@ def build_done_ledger(
     lines: list[int] = []
 
     def consume(stream: IO[bytes]) -> None:
-        first_half: list[tuple[str, str]] = []
-
-        def keep_first_half() -> Iterator[tuple[str, str]]:
-            for index, task in enumerate(plan_json_keys(stream)):
-                if index < rows // 2:
-                    first_half.append(task)
-                yield task
-
-        lines.append(write_done_ledger(ledger, keep_first_half(), workdir))
-        write_done_ledger(half_ledger, first_half, workdir)
+        lines.append(write_done_ledger(ledger, plan_json_keys(stream), workdir,
+                                       first=(half_ledger, rows // 2)))
 
     measured = run_measured([*BATCHER, "plan", str(manifest), "--json"], on_stdout=consume)
     if measured.returncode != 0:
