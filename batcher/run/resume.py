@@ -134,10 +134,22 @@ def plan_manifest(
     one streaming pass (ManifestError if the manifest is invalid)."""
     plans = {name: ServicePlan() for name in SERVICE_NAMES}
     regenerations = regenerations or {}
+    state_of = ledger.state_of
+    # `decide` reads a task's state, service and whether it has a SessionId, nothing else: a
+    # million tasks take a handful of answers, worked out once each (this runs per task before
+    # a resumed run's first request).
+    decided: dict[tuple[TaskState, str, bool], Decision] = {}
 
     def tally(task: TaskKey) -> None:
-        state = ledger.state_of(task.key)
-        decision = decide_task(task, state, regenerations.get(task.key), rules)
+        state = state_of(task.key)
+        regeneration = regenerations.get(task.key) if regenerations else None
+        if regeneration is None:
+            case = (state, task.service, not task.session_id)
+            decision = decided.get(case)
+            if decision is None:
+                decision = decided[case] = decide(state, task.service, task.session_id, rules)
+        else:
+            decision = decide_task(task, state, regeneration, rules)
         plan = plans[task.service]
         plan.decisions[decision] += 1
         if decision is Decision.SEND and plan.send_from is None:
