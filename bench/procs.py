@@ -46,7 +46,8 @@ class Measured:
     user: float
     system: float
     max_rss_mb: float
-    """Peak resident set size (ru_maxrss), MiB."""
+    """Peak resident set size (ru_maxrss), MiB. An upper bound: on Linux a child's peak starts
+    at its parent's size when it forks (exec keeps the larger), so this process stays small."""
 
     @property
     def cpu(self) -> float:

@@ -22,7 +22,7 @@ It prints a table (metric / measured / target / pass) and writes it as JSON to
 bench/results/bench-<UTC time>.json and bench/results/latest.json. Benchmarks print figures; the
 exit code is 0 even when a target is missed (2 only when a measurement could not be made).
 
-    .venv/bin/python bench/run.py            # the full run, about 4-5 minutes on 2 CPUs
+    .venv/bin/python bench/run.py            # the full run, about 6 minutes on 2 CPUs
     .venv/bin/python bench/run.py --quick    # scaled down, under a minute
     .venv/bin/python bench/run.py --only cost --cost-tasks 20000
 """
