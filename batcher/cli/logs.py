@@ -7,12 +7,16 @@ batcher configures logging; modules only call `logging.getLogger("batcher")`.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
 import time
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
+
+if TYPE_CHECKING:
+    from batcher.exceptions import BatcherError
 
 LogFormat = Literal["text", "json"]
 
@@ -73,3 +77,15 @@ def configure_logging(
     )
     logger.addHandler(handler)
     return logger
+
+
+def log_failure(args: argparse.Namespace, error: BatcherError, command: str) -> None:
+    """A run stopped by `error` still tells cron: its lines and its exit code go to
+    `--log-file`, when the command has one (each command's `record_failure` calls this)."""
+    if args.log_file is None:
+        return
+    logger = configure_logging(log_format=args.log_format, log_file=args.log_file,
+                               quiet=args.quiet)
+    for line in str(error).splitlines():
+        logger.error("%s", line)
+    logger.info("%s ended, exit code %d: %s", command, error.exit_code, type(error).__name__)

@@ -125,15 +125,10 @@ def warn_about_rate(rate: float) -> None:
 def record_failure(args: argparse.Namespace, error: BatcherError) -> None:
     """A run stopped by an error still tells cron: the error goes to --log-file and its exit
     code to --metrics-file (`batcher.cli.main` calls this once, where it catches the error)."""
-    from batcher.cli.logs import configure_logging
+    from batcher.cli.logs import log_failure
     from batcher.cli.metrics import write_failed_run
 
-    if args.log_file is not None:
-        logger = configure_logging(log_format=args.log_format, log_file=args.log_file,
-                                   quiet=args.quiet)
-        for line in str(error).splitlines():
-            logger.error("%s", line)
-        logger.info("run ended, exit code %d: %s", error.exit_code, type(error).__name__)
+    log_failure(args, error, "run")
     if args.metrics_file is not None:
         write_failed_run(args.metrics_file, _manifest_names(args.manifests), error.exit_code)
 
