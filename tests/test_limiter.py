@@ -271,7 +271,9 @@ async def test_a_stale_first_slot_given_back_is_replaced_by_one_at_once():
     # The first slot is spaced two intervals from the next; given back stale (a slow first
     # write), the store must still recognise it: the fresh slot is now, not 100 ms later.
     clock = FakeClock()
-    store = MemoryStore()
+    # One clock for the limiter and its store: with the store on the real clock, the fake one
+    # standing still, the fresh slot mapped after the real time that passed and never came.
+    store = MemoryStore(clock=clock)
     limiter = limiter_on(store, clock=clock)
     async with limiter.turn() as turn:
         assert turn is not None

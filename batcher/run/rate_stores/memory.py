@@ -6,6 +6,7 @@ For a process that can share no file; it shares no cap with any other process.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from batcher.run.rate_stores.base import Reservation, next_slot
 
@@ -15,19 +16,21 @@ class MemoryStore:
 
     description = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock` is the store's clock (a test gives its limiter and its store the same one)."""
         self._next: dict[str, float] = {}
+        self._clock = clock
 
     async def reserve(
         self, key: str, interval: float, give_back: float | None = None
     ) -> Reservation:
-        now = time.monotonic()
+        now = self._clock()
         slot = next_slot(now, self._next.get(key, float("-inf")), interval, give_back)
         self._next[key] = slot + interval
         return Reservation(slot, now)
 
     async def now(self) -> float:
-        return time.monotonic()
+        return self._clock()
 
     async def close(self) -> None:
         self._next.clear()
