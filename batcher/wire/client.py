@@ -183,7 +183,22 @@ class AigcClient:
         return self._signer
 
     async def create_task(self, service: Service, params: Mapping[str, Any]) -> Outcome:
-        """Send one request; every failure comes back as an `ApiError` or `TransportError`."""
+        """Send one `CreateAigcImageTask`; every failure comes back as an `ApiError` or a
+        `TransportError`, a success as `Accepted` with its TaskId."""
+        answer = await self.call(service, service.action, params)
+        if not isinstance(answer, Answer):
+            return answer
+        task_id = answer.response.get("TaskId")
+        if isinstance(task_id, str) and task_id:
+            return Accepted(task_id=task_id, request_id=str(answer.response.get("RequestId") or ""))
+        return TransportError("BadResponse", "HTTP 200 without TaskId or Error in the response",
+                              may_have_reached_server=True)
+
+    async def call(
+        self, service: Service, action: str, params: Mapping[str, Any]
+    ) -> Answer | ApiError | TransportError:
+        """Send any `action` of `service`, signed at send time (never when queued: a signature
+        older than 5 minutes is refused); the answer's `Response` object, or the failure."""
         if self._session is None:
             raise RuntimeError("AigcClient used outside `async with`")
         url, request_url, host = self._target(service)
@@ -191,48 +206,6 @@ class AigcClient:
         try:
             signer = await self._current_signer()
         except BatcherError as error:  # e.g. the metadata service down and the role's keys gone
-            return TransportError("CredentialsUnavailable", str(error),
-                                  may_have_reached_server=False)
-        headers = signer.sign_headers(
-            service=service.name,
-            host=host,
-            action=service.action,
-            version=service.version,
-            payload=payload,
-            timestamp=int(self._clock() + self._clock_offsets.get(url, 0.0)),
-            region=self._settings.region,
-        )
-        try:
-            async with self._session.post(request_url, data=payload, headers=headers) as response:
-                body = await response.read()
-                outcome = _read_outcome(service, response.status, body)
-                if isinstance(outcome, ApiError) and outcome.code == SIGNATURE_EXPIRED:
-                    self._adopt_server_clock(url, response.headers.get("Date"))
-                return outcome
-        except aiohttp.ClientConnectorError as error:
-            # Raised while connecting (refused, DNS, TLS handshake): nothing was sent.
-            return TransportError("NetworkError", _describe(error), may_have_reached_server=False)
-        except aiohttp.ConnectionTimeoutError as error:
-            return TransportError("Timeout", _describe(error), may_have_reached_server=False)
-        except (TimeoutError, aiohttp.ServerTimeoutError) as error:
-            return TransportError("Timeout", _describe(error), may_have_reached_server=True)
-        except (aiohttp.ClientError, OSError) as error:
-            # Disconnects, resets and broken payloads after the request was written: the server
-            # may have created the task.
-            return TransportError("NetworkError", _describe(error), may_have_reached_server=True)
-
-    async def call(
-        self, service: Service, action: str, params: Mapping[str, Any]
-    ) -> Answer | ApiError | TransportError:
-        """Send any `action` of `service` (the Describe* actions of `collect`), signed at send
-        time; the answer's `Response` object, or the same failures as `create_task`."""
-        if self._session is None:
-            raise RuntimeError("AigcClient used outside `async with`")
-        url, request_url, host = self._target(service)
-        payload = _encode_json(params).encode()
-        try:
-            signer = await self._current_signer()
-        except BatcherError as error:
             return TransportError("CredentialsUnavailable", str(error),
                                   may_have_reached_server=False)
         headers = signer.sign_headers(
@@ -259,30 +232,6 @@ class AigcClient:
         self._clock_offsets[url] = server_time - self._clock()
 
 
-def _read_outcome(service: Service, status: int, body: bytes) -> Outcome:
-    if status >= 500:
-        return TransportError(
-            f"HttpStatus{status}", f"HTTP {status} from the endpoint", may_have_reached_server=True
-        )
-    try:
-        response = json.loads(body.decode())["Response"]  # decoded here: json's sniffing is slower
-    except (ValueError, KeyError, TypeError):
-        return _non_api_answer(status, len(body))
-    request_id = response.get("RequestId")
-    error = response.get("Error")
-    if isinstance(error, dict):
-        code = str(error.get("Code", "UnknownError"))
-        return ApiError(code, str(error.get("Message", "")), request_id, classify(service, code))
-    task_id = response.get("TaskId")
-    if status == 200 and isinstance(task_id, str) and task_id:
-        return Accepted(task_id=task_id, request_id=str(request_id or ""))
-    return TransportError(
-        "BadResponse",
-        f"HTTP {status} without TaskId or Error in the response",
-        may_have_reached_server=True,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Answer:
     """A successful answer of any action: its `Response` object (`RequestId` included)."""
@@ -296,32 +245,37 @@ def _read_answer(service: Service, status: int, body: bytes) -> Answer | ApiErro
             f"HttpStatus{status}", f"HTTP {status} from the endpoint", may_have_reached_server=True
         )
     try:
-        response = json.loads(body.decode())["Response"]
+        response = json.loads(body.decode())["Response"]  # decoded here: json's sniffing is slower
     except (ValueError, KeyError, TypeError):
         response = None
     if not isinstance(response, dict):
-        outcome = _non_api_answer(status, len(body))
-        assert not isinstance(outcome, Accepted)
-        return outcome
+        return _non_api_answer(status, len(body))
     error = response.get("Error")
     if isinstance(error, dict):
         code = str(error.get("Code", "UnknownError"))
         request_id = response.get("RequestId")
         return ApiError(code, str(error.get("Message", "")), request_id, classify(service, code))
+    if status != 200:
+        return TransportError("BadResponse", f"HTTP {status} without an Error in the response",
+                              may_have_reached_server=True)
     return Answer(response)
 
 
 def _transport_error(error: BaseException) -> TransportError:
-    """What `create_task` makes of each aiohttp failure, for `call`."""
-    if isinstance(error, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-        code = "Timeout" if isinstance(error, aiohttp.ConnectionTimeoutError) else "NetworkError"
-        return TransportError(code, _describe(error), may_have_reached_server=False)
+    """An aiohttp failure, sorted by whether the request may have reached the server."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        # Raised while connecting (refused, DNS, TLS handshake): nothing was sent.
+        return TransportError("NetworkError", _describe(error), may_have_reached_server=False)
+    if isinstance(error, aiohttp.ConnectionTimeoutError):
+        return TransportError("Timeout", _describe(error), may_have_reached_server=False)
     if isinstance(error, TimeoutError | aiohttp.ServerTimeoutError):
         return TransportError("Timeout", _describe(error), may_have_reached_server=True)
+    # Disconnects, resets and broken payloads after the request was written: the server may
+    # have acted on it (created the task).
     return TransportError("NetworkError", _describe(error), may_have_reached_server=True)
 
 
-def _non_api_answer(status: int, size: int) -> Outcome:
+def _non_api_answer(status: int, size: int) -> ApiError | TransportError:
     """An answer that is not the API's JSON: from a proxy or gateway in front of it."""
     text = f"HTTP {status} with a body that is not an API response ({size} bytes)"
     if status == 429:
