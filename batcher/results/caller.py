@@ -14,10 +14,9 @@ last `unreachable_after` seconds failed before anything was sent, `EndpointUnrea
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +24,7 @@ from batcher.api.services import Service
 from batcher.exceptions import BatcherError, ExitCode
 from batcher.run.limiter import RateLimiter
 from batcher.run.retry import RetryBudget, RetryPolicy
+from batcher.run.stopping import STOPPED, unless_stopped
 from batcher.wire.client import AigcClient, Answer
 from batcher.wire.errors import ApiError, ErrorClass, TransportError, is_throttling
 
@@ -126,17 +126,7 @@ class ApiCaller:
                 f"({answer.code}: {answer.message}); run again later"
             )
 
-    async def _unless_stopped(self, awaitable: Any) -> None:
+    async def _unless_stopped(self, awaitable: Awaitable[object]) -> None:
         """Await `awaitable`, or raise `Stopped` as soon as the run stops."""
-        work = asyncio.ensure_future(awaitable)
-        stop = asyncio.ensure_future(self._stop.wait())
-        try:
-            await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-        if not work.done():
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
+        if await unless_stopped(awaitable, self._stop) is STOPPED:
             raise Stopped
-        work.result()

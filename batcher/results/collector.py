@@ -44,6 +44,7 @@ from batcher.results.rows import ResultRow, ResultState
 from batcher.results.schedule import PollSchedule, PollTiming
 from batcher.results.tracking import JobState, Tracked, Work, monotonic_of
 from batcher.run.limiter import RateLimiter
+from batcher.run.stopping import unless_stopped
 from batcher.state.results_ledger import (
     GenerationError,
     ResultsLedgerWriter,
@@ -410,18 +411,7 @@ class Collector:
 
     async def _unless_stopped(self, awaitable: Awaitable[object]) -> None:
         """Await `awaitable` unless the run stops first (then it is cancelled)."""
-        work = asyncio.ensure_future(awaitable)
-        stop = asyncio.ensure_future(self._stop.wait())
-        try:
-            await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-        if work.done():
-            work.result()
-        else:
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
+        await unless_stopped(awaitable, self._stop)
 
     def _request_stop(self, exit_code: ExitCode | None, detail: str) -> None:
         if not self._stop.is_set():

@@ -52,7 +52,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -60,6 +60,7 @@ from aiolimiter import AsyncLimiter
 
 from batcher.exceptions import BatcherError, ExitCode
 from batcher.run.rate_stores import RateStore, Reservation, StoreUnavailable, cap_key
+from batcher.run.stopping import STOPPED, Stopped, unless_stopped
 
 log = logging.getLogger("batcher")
 
@@ -239,15 +240,15 @@ class RateLimiter:
             now = self.clock()
             yield Turn(self, _Slot(Reservation(now, now), now))
             return
-        if await _unless_stopped(self._enter_slow(), stop) is STOPPED:
+        if await unless_stopped(self._enter_slow(), stop) is STOPPED:
             yield None
             return
         # Not raced with `stop`: the holder's own waits end on it, or its request leaves
         # within an interval, and a lock won by a cancelled waiter would never be released.
         async with self._turn:
-            slot = await _unless_stopped(self.reserve(), stop)
-            if isinstance(slot, _Stopped) or (
-                await _unless_stopped(self.sleep_until(slot.deadline - ahead), stop) is STOPPED
+            slot = await unless_stopped(self.reserve(), stop)
+            if isinstance(slot, Stopped) or (
+                await unless_stopped(self.sleep_until(slot.deadline - ahead), stop) is STOPPED
             ):
                 yield None
                 return
@@ -332,33 +333,3 @@ class RateLimiter:
         self._last_change = self.clock()
         # A bucket of one that drains every 1/rate seconds: requests at least 1/rate apart.
         self._slow_limiter = AsyncLimiter(1, 1.0 / rate) if rate < self.cap else None
-
-
-class _Stopped:
-    """What `_unless_stopped` returns when the stop came first."""
-
-
-STOPPED = _Stopped()
-
-
-async def _unless_stopped(awaitable: Awaitable[T], stop: asyncio.Event | None) -> T | _Stopped:
-    """`awaitable`'s result, or `STOPPED` as soon as `stop` is set (the awaitable cancelled)."""
-    if stop is None:
-        return await awaitable
-    if stop.is_set():
-        if isinstance(awaitable, Coroutine):
-            awaitable.close()
-        return STOPPED
-    work = asyncio.ensure_future(awaitable)
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopper.cancel()
-        if not work.done():
-            work.cancel()
-    if not work.cancelled() and work.done():
-        return work.result()
-    with contextlib.suppress(asyncio.CancelledError):
-        await work
-    return STOPPED
