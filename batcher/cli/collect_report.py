@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +14,7 @@ from tqdm import tqdm
 
 from batcher.results.collector import FINAL_STATES, UNFINISHED_STATES, CollectResult
 from batcher.results.rows import ResultState
+from batcher.state.atomic import replace_text
 
 log = logging.getLogger("batcher")
 
@@ -141,28 +140,12 @@ def render_metrics(result: CollectResult | None, exit_code: int, now: float) -> 
 
 
 def write_metrics(path: Path, result: CollectResult) -> None:
-    _replace(path, render_metrics(result, int(result.exit_code), time.time()))
+    replace_text(path, render_metrics(result, int(result.exit_code), time.time()))
 
 
 def write_failed_metrics(path: Path, exit_code: int) -> None:
     """A run that ended on an error before it had results still records its exit code."""
-    _replace(path, render_metrics(None, exit_code, time.time()))
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write atomically: a temporary file beside it, fsynced, renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_text(path, render_metrics(None, exit_code, time.time()))
 
 
 def _label(value: str) -> str:

@@ -9,9 +9,7 @@ as `time() - batcher_last_success_timestamp_seconds > 86400` keeps working acros
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -20,6 +18,7 @@ from pathlib import Path
 from batcher.cli.report import NOT_SENT, summarize_job
 from batcher.run.pipeline import Job, Result
 from batcher.run.resume import Decision
+from batcher.state.atomic import replace_text
 
 _LAST_SUCCESS = "batcher_last_success_timestamp_seconds"
 _PREVIOUS_SUCCESS = re.compile(
@@ -78,21 +77,7 @@ class RunMetrics:
 
     def write(self) -> None:
         """Replace the metrics file atomically with the current figures."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = self.render()
-        handle, temporary = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temporary, 0o644)  # the collector usually runs as another user
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        replace_text(self.path, self.render())
 
     def render(self) -> str:
         samples: dict[str, list[str]] = {name: [] for name in _HELP}

@@ -28,8 +28,8 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
-from batcher.results.atomic import replaced_text_file
 from batcher.results.rows import ResultRow, ResultState
+from batcher.state.atomic import replaced_text_file
 
 if TYPE_CHECKING:
     from jinja2 import Environment

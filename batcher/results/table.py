@@ -21,8 +21,8 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
-from batcher.results.atomic import replaced_text_file
 from batcher.results.rows import ResultRow
+from batcher.state.atomic import replaced_text_file
 
 __all__ = ["FILE_SEPARATOR", "RESULTS_CSV", "RESULTS_CSV_HEADER", "write_results_csv"]
 

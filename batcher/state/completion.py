@@ -16,15 +16,15 @@ record is only a shortcut: deleting it is always harmless.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from batcher.state.atomic import replace_text
 
 FORMAT = "batcher-completion-1"
 """Also part of the manifest digest: a change of this scheme invalidates every record."""
@@ -95,7 +95,7 @@ def record_completion(ledger: Path, done: Mapping[str, Mapping[str, int]]) -> No
         manifests.update(previous["manifests"])  # other manifests done in this same ledger
     manifests.update({digest: dict(tasks) for digest, tasks in done.items()})
     text = json.dumps({"format": FORMAT, "ledger": _mark_json(mark), "manifests": manifests})
-    _replace(path, text)
+    replace_text(path, text)
 
 
 def _mark_json(mark: LedgerMark) -> dict[str, Any]:
@@ -114,16 +114,3 @@ def _read(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
     return dict(record)
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically: a crash leaves the old record or the new one."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise

@@ -1,9 +1,9 @@
-"""Whole-file replacement for the files `collect` rewrites on every run (SPEC §9).
+"""Whole-file replacement for the files batcher rewrites on every run.
 
-`results.csv` and `index.html` are read by people and by their scripts at any moment, even while
-a cron run is rewriting them; a crash or a full disk must leave the previous version, never half
-of a new one. So each is written to a temporary file beside it, flushed, fsynced and renamed over
-the old one::
+`results.csv` and `index.html` (SPEC §9), the metrics files and the completion records are read
+by people, scripts and collectors at any moment, even while a cron run is rewriting them; a crash
+or a full disk must leave the previous version, never half of a new one. So each is written to a
+temporary file beside it, flushed, fsynced and renamed over the old one::
 
     with replaced_text_file(out / "results.csv", newline="") as stream:
         stream.write("key,service\\n")
@@ -18,10 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["replaced_text_file"]
+__all__ = ["replace_text", "replaced_text_file"]
 
 _READABLE_BY_ALL = 0o644
-"""The mode of the result: mkstemp's 0600 would hide the gallery from a web server's user."""
+"""The mode of the result: mkstemp's 0600 would hide the gallery from a web server's user and
+the metrics from node_exporter's."""
 
 
 @contextmanager
@@ -43,3 +44,9 @@ def replaced_text_file(path: Path, newline: str | None = None) -> Iterator[TextI
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Replace `path` with `text`, atomically (see `replaced_text_file`)."""
+    with replaced_text_file(path) as stream:
+        stream.write(text)
