@@ -12,6 +12,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from batcher.cli.metrics import label_value
 from batcher.results.collector import FINAL_STATES, UNFINISHED_STATES, CollectResult
 from batcher.results.rows import ResultState
 from batcher.state.atomic import replace_text
@@ -120,7 +121,7 @@ def render_metrics(result: CollectResult | None, exit_code: int, now: float) -> 
     ]
     for job in result.jobs if result is not None else ():
         for state in ResultState:
-            lines.append(f'batcher_results{{manifest="{_label(job.name)}",state="{state}"}} '
+            lines.append(f'batcher_results{{manifest="{label_value(job.name)}",state="{state}"}} '
                          f"{job.counts.get(state, 0)}")
     lines += [
         "# HELP batcher_collect_requests_total Requests sent by this collect run, by action.",
@@ -146,7 +147,3 @@ def write_metrics(path: Path, result: CollectResult) -> None:
 def write_failed_metrics(path: Path, exit_code: int) -> None:
     """A run that ended on an error before it had results still records its exit code."""
     replace_text(path, render_metrics(None, exit_code, time.time()))
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')

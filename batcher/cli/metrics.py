@@ -82,14 +82,14 @@ class RunMetrics:
     def render(self) -> str:
         samples: dict[str, list[str]] = {name: [] for name in _HELP}
         for job in self._jobs:
-            manifest = _label(job.name)
+            manifest = label_value(job.name)
             for service, states in _task_states(job).items():
                 for state, count in sorted(states.items()):
                     samples["batcher_tasks"].append(
                         f'{{manifest="{manifest}",service="{service}",state="{state}"}} {count}'
                     )
         for name in self._manifests:
-            manifest = _label(name)
+            manifest = label_value(name)
             samples["batcher_run_start_timestamp_seconds"].append(
                 f'{{manifest="{manifest}"}} {self._started:.3f}'
             )
@@ -100,10 +100,11 @@ class RunMetrics:
             samples["batcher_run_exit_code"].append(f'{{manifest="{manifest}"}} {exit_code}')
         for (name, service, code), count in sorted(self._requests.items()):
             samples["batcher_requests_total"].append(
-                f'{{manifest="{_label(name)}",service="{service}",code="{_label(code)}"}} {count}'
+                f'{{manifest="{label_value(name)}",service="{service}",'
+                f'code="{label_value(code)}"}} {count}'
             )
         for name, moment in sorted(self._last_success.items()):
-            samples[_LAST_SUCCESS].append(f'{{manifest="{_label(name)}"}} {moment:.3f}')
+            samples[_LAST_SUCCESS].append(f'{{manifest="{label_value(name)}"}} {moment:.3f}')
         return "".join(_family(name, lines) for name, lines in samples.items() if lines)
 
 
@@ -135,7 +136,7 @@ def _task_states(job: Job) -> dict[str, dict[str, int]]:
     }
 
 
-def _label(value: str) -> str:
+def label_value(value: str) -> str:
     """A label value escaped as the text format requires."""
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
