@@ -10,7 +10,6 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from batcher.cli.submit_run import ManifestRun, SubmitOptions, SubmitResult, run_submit
 from batcher.emulator.config import EmulatorConfig, FaultConfig
 from batcher.emulator.runner import running_emulator
 from batcher.emulator.state import max_in_rolling_second
@@ -19,6 +18,7 @@ from batcher.manifest import load_manifest
 from batcher.run.pipeline import RunSettings
 from batcher.run.resume import ResumeRules
 from batcher.run.retry import RetryPolicy
+from batcher.run.submission import ManifestRun, SubmitOptions, SubmitResult, run_submit
 from batcher.wire.client import ClientSettings
 from batcher.wire.credentials import Credentials
 from tests.helpers import (
@@ -53,7 +53,6 @@ async def submit(manifest: Path, url: str, *, credentials: Credentials = CREDENT
                         max_runtime=max_runtime, handle_signals=False, seed=1,
                         **run_options),
         rate_store=rate_store,
-        progress="none",
     )
     return await run_submit(options, credentials)
 
