@@ -24,13 +24,13 @@ from batcher.run.limiter import RateLimiter, StoreUnreachable
 from batcher.run.rate_stores import open_store
 from tests.helpers import (
     emulator_process,
+    emulator_settings,
     emulator_stats,
     last_events,
     run_cli,
     start_cli,
     write_manifest,
 )
-from tests.test_pipeline import emulator_config
 
 pytestmark = [
     pytest.mark.slow,
@@ -110,7 +110,7 @@ async def test_redis_killed_mid_run_stops_with_exit_75_and_a_restart_lets_the_ne
 ):
     manifest = write_manifest(tmp_path, vod=0, mps=200)
     ledger = manifest.with_suffix(".ledger.jsonl")
-    async with running_emulator(emulator_config(rate=20)) as emulator:
+    async with running_emulator(emulator_settings(rate=20)) as emulator:
         args = submit_args(manifest, emulator.url, redis_server.url, "--store-timeout", "2s")
         run = await start_cli(*args)
         while not ledger.exists() or len(ledger.read_text().splitlines()) < 20:
