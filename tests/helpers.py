@@ -1,4 +1,8 @@
-"""Shared test helpers: manifests of a given size, reading ledgers, running the CLI in a process."""
+"""Shared test helpers: manifests of a given size, reading ledgers, running the CLI in a process,
+an in-process submit run, a raw signed client for the emulator, a CVM metadata service.
+
+Every helper a test module shares lives here (fixtures live in conftest.py, which imports from
+here); no test module imports another (tests/test_architecture.py checks it)."""
 
 from __future__ import annotations
 
@@ -7,10 +11,27 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from batcher.api.services import get_service
+from batcher.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, EmulatorConfig
+from batcher.manifest import load_manifest
+from batcher.run.pipeline import RunSettings
+from batcher.run.resume import ResumeRules
+from batcher.run.retry import RetryPolicy
+from batcher.run.submission import ManifestRun, SubmitOptions, SubmitResult, run_submit
+from batcher.wire.client import ClientSettings
+from batcher.wire.credentials import Credentials
+from batcher.wire.signing import Signer
 
 SECRET_ID = "AKIDpipelineTest0000000000000000"
 SECRET_KEY = "pipeline-test-secret-key"
@@ -117,10 +138,203 @@ async def emulator_process(*options: str) -> AsyncIterator[str]:
 
 async def emulator_stats(url: str) -> dict[str, Any]:
     """`GET /_emulator/stats?sessions=0` of an emulator process."""
-    import aiohttp
-
     async with aiohttp.ClientSession() as http, http.get(
         f"{url}/_emulator/stats?sessions=0"
     ) as response:
         stats: dict[str, Any] = json.loads(await response.text())
     return stats
+
+
+# --- an in-process submit run against an emulator on loopback ----------------------------
+
+
+CREDENTIALS = Credentials(SECRET_ID, SECRET_KEY)
+FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
+
+
+def emulator_settings(**overrides: Any) -> EmulatorConfig:
+    """The emulator's settings for the tests' account (`SECRET_ID`), with no rate cap unless
+    `rate=` says otherwise (the `emulator_config` fixture is the emulator's defaults)."""
+    overrides.setdefault("rate", 0)
+    return EmulatorConfig(secret_id=SECRET_ID, secret_key=SECRET_KEY, **overrides)
+
+
+async def submit(manifest: Path, url: str, *, credentials: Credentials = CREDENTIALS,
+                 rate: float = 0, retry: RetryPolicy = FAST_RETRY,
+                 rules: ResumeRules | None = None, max_runtime: float | None = None,
+                 ledger: Path | None = None, rate_store: str = "memory",
+                 **run_options: Any) -> SubmitResult:
+    """One in-process run; `rate_store` as `--rate-store` (memory: this run's cap alone)."""
+    loaded = load_manifest(manifest)
+    options = SubmitOptions(
+        manifests=[ManifestRun(loaded, ledger or manifest.with_suffix(".ledger.jsonl"))],
+        client=ClientSettings(endpoint=url, request_timeout=5),
+        run=RunSettings(rate=rate, retry=retry, rules=rules or ResumeRules(),
+                        max_runtime=max_runtime, handle_signals=False, seed=1,
+                        **run_options),
+        rate_store=rate_store,
+    )
+    return await run_submit(options, credentials)
+
+
+def ledger_of(manifest: Path) -> Path:
+    """The ledger `submit` (above) writes beside a manifest."""
+    return manifest.with_suffix(".ledger.jsonl")
+
+
+# --- a raw signed client for the emulator ---------------------------------------------------
+
+
+VOD_PARAMS: dict[str, Any] = {
+    "SubAppId": 251007502,
+    "ModelName": "GEM",
+    "ModelVersion": "2.5",
+    "Prompt": "a cat in watercolor style",
+}
+MPS_PARAMS: dict[str, Any] = {"ModelName": "Hunyuan", "Prompt": "draw a cat", "Operator": "admin"}
+PARAMS = {"vod": VOD_PARAMS, "mps": MPS_PARAMS}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP answer of the emulator."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    text: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+    @property
+    def response(self) -> dict[str, Any]:
+        return self.json["Response"]  # type: ignore[no-any-return]
+
+    @property
+    def error_code(self) -> str | None:
+        error = self.response.get("Error")
+        return None if error is None else error["Code"]
+
+    @property
+    def error_message(self) -> str:
+        return self.response["Error"]["Message"]  # type: ignore[no-any-return]
+
+    @property
+    def task_id(self) -> str | None:
+        return self.response.get("TaskId")
+
+
+class RawClient:
+    """Signs `CreateAigcImageTask` requests like batcher's client, and sends them as they are."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        *,
+        secret_id: str = DEFAULT_SECRET_ID,
+        secret_key: str = DEFAULT_SECRET_KEY,
+        token: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.session = session
+        self.url = url.rstrip("/") + "/"
+        self.host = url.removeprefix("http://").rstrip("/")
+        self.signer = Signer(secret_id, secret_key, token)
+        self.clock = clock
+
+    def sign(
+        self,
+        service: str,
+        payload: bytes,
+        *,
+        timestamp: int | None = None,
+        action: str | None = None,
+        version: str | None = None,
+    ) -> dict[str, str]:
+        spec = get_service(service) if service in ("vod", "mps") else get_service("vod")
+        return self.signer.sign_headers(
+            service=service,
+            host=self.host,
+            action=action or spec.action,
+            version=version or spec.version,
+            payload=payload,
+            timestamp=int(self.clock()) if timestamp is None else timestamp,
+        )
+
+    async def send(
+        self,
+        service: str = "vod",
+        params: Mapping[str, Any] | None = None,
+        *,
+        body: bytes | None = None,
+        timestamp: int | None = None,
+        action: str | None = None,
+        version: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        drop_headers: Iterable[str] = (),
+    ) -> Reply:
+        """POST one request; `params` defaults to a valid request of `service`."""
+        if body is None:
+            body = json.dumps(
+                PARAMS.get(service, VOD_PARAMS) if params is None else params
+            ).encode()
+        signed = self.sign(service, body, timestamp=timestamp, action=action, version=version)
+        signed.update(headers or {})
+        for name in drop_headers:
+            signed.pop(name, None)
+        async with self.session.post(self.url, data=body, headers=signed) as response:
+            return Reply(response.status, response.headers, await response.text())
+
+
+# --- the CVM role, from a metadata service on loopback -------------------------------------
+
+
+class MetadataService:
+    """The CVM instance metadata service's two role paths, handing out a list of credentials
+    in turn (the last one again and again)."""
+
+    def __init__(self, issued: Sequence[tuple[str, str, str, float]]) -> None:
+        self.issued = list(issued)
+        self.role_asks = 0
+        self.credential_asks = 0
+        self.up = True
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/latest/meta-data/cam/security-credentials/", self.role)
+        app.router.add_get("/latest/meta-data/cam/security-credentials/{role}", self.credentials)
+        return app
+
+    async def role(self, request: web.Request) -> web.Response:
+        self.role_asks += 1
+        return web.Response(text="batcher-role")
+
+    async def credentials(self, request: web.Request) -> web.Response:
+        if not self.up:
+            raise web.HTTPServiceUnavailable()
+        assert request.match_info["role"] == "batcher-role"
+        self.credential_asks += 1
+        secret_id, secret_key, token, expires = self.issued[
+            min(self.credential_asks, len(self.issued)) - 1]
+        return web.json_response({
+            "TmpSecretId": secret_id, "TmpSecretKey": secret_key, "Token": token,
+            "ExpiredTime": int(expires), "Expiration": "...", "Code": "Success"})
+
+
+@contextlib.asynccontextmanager
+async def metadata_service(
+    issued: Sequence[tuple[str, str, str, float]],
+) -> AsyncIterator[tuple[MetadataService, str]]:
+    """A `MetadataService` on a free loopback port, and its metadata URL."""
+    service = MetadataService(issued)
+    runner = web.AppRunner(service.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield service, f"http://127.0.0.1:{port}/latest/meta-data/"
+    finally:
+        await runner.cleanup()

@@ -34,6 +34,14 @@ EMULATOR_MAY_IMPORT = {"batcher.api", "batcher.wire.signing", "batcher.wire.addr
 
 MAX_LINES = 500
 
+COMMANDS = ("submit", "collect", "plan", "status", "emulator")
+"""The commands of `batcher.cli`: `cli/<command>.py` and its helpers `cli/<command>_*.py`."""
+
+COMMAND_HELPERS = {"task_list": "status"}
+"""Helper modules of one command whose names do not say so (`status --tasks`)."""
+
+TESTS = Path(__file__).resolve().parent
+
 
 def _modules() -> list[Path]:
     return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
@@ -92,6 +100,67 @@ def test_every_module_and_package_says_what_it_owns() -> None:
     missing = [str(p.relative_to(PACKAGE)) for p in _modules()
                if not ast.get_docstring(ast.parse(p.read_text()))]
     assert not missing, f"modules without a docstring: {missing}"
+
+
+def _command_of(module: str) -> str | None:
+    """The command a module of `batcher.cli` belongs to (`submit_watch` → submit), or None for
+    the shared ones (`options`, `resolve`, `report`, `logs`, ...)."""
+    head = module.split("_")[0]
+    return head if head in COMMANDS else COMMAND_HELPERS.get(module)
+
+
+def _cli_module_of(target: str) -> str | None:
+    """`batcher.cli.submit.run` → `submit`; None when the target is not in `batcher.cli`."""
+    parts = target.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["batcher", "cli"] else None
+
+
+def _command_import_allowed(importer: str, target: str) -> bool:
+    """May the `batcher.cli` module `importer` import `target`? Not another command's module:
+    what two commands share lives in a shared module (options, resolve, report, logs...), and a
+    shared module imports no command."""
+    module = _cli_module_of(target)
+    if module is None:
+        return True
+    wanted = _command_of(module)
+    return wanted is None or wanted == _command_of(importer)
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "cli").glob("*.py")), ids=lambda p: p.name)
+def test_no_command_imports_another_commands_module(path: Path) -> None:
+    wrong = [f"{path.name}:{line} imports {target}" for line, target in _imports(path)
+             if not _command_import_allowed(path.stem, target)]
+    assert not wrong, f"a command's module imported from elsewhere: {wrong}"
+
+
+def _test_modules() -> list[Path]:
+    return sorted(TESTS.glob("test_*.py"))
+
+
+@pytest.mark.parametrize("path", _test_modules(), ids=lambda p: p.name)
+def test_no_test_module_imports_another(path: Path) -> None:
+    # Shared helpers live in tests/helpers.py (and fixtures in conftest.py, which pytest loads
+    # itself): a test module that imports another runs its tests' module code twice and hides
+    # where a helper lives.
+    tree = ast.parse(path.read_text(), filename=str(path))
+    wrong = []
+    for node in ast.walk(tree):
+        names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        for name in names:
+            leaf = name.split(".")[-1] if name.startswith("tests.") else name
+            if leaf.startswith("test_") or leaf == "conftest":
+                wrong.append(f"{path.name}:{node.lineno} imports {name}")
+    assert not wrong, f"move what they share to tests/helpers.py: {wrong}"
+
+
+def test_the_command_rule_catches_a_command_importing_another() -> None:
+    assert not _command_import_allowed("collect", "batcher.cli.submit.parse_endpoints")
+    assert not _command_import_allowed("collect_run", "batcher.cli.submit_run.rate_scope")
+    assert not _command_import_allowed("report", "batcher.cli.status.run")
+    assert _command_import_allowed("collect", "batcher.cli.collect_run.run_collect")
+    assert _command_import_allowed("submit", "batcher.cli.options.add_manifests")
+    assert _command_import_allowed("plan", "batcher.run.resume.plan_manifest")
 
 
 def test_the_rule_catches_an_upward_import() -> None:

@@ -6,8 +6,7 @@ import json
 
 from batcher.emulator.config import FaultConfig
 from batcher.emulator.runner import running_emulator
-from tests.helpers import cli_env, run_cli, write_manifest
-from tests.test_pipeline import emulator_config
+from tests.helpers import cli_env, emulator_settings, run_cli, write_manifest
 
 
 async def test_plan_counts_tasks_per_service_and_the_time_at_the_cap_without_credentials(
@@ -38,7 +37,7 @@ async def test_plan_json_prints_one_line_per_task_with_key_session_id_and_params
 
 async def test_plan_after_a_run_shows_what_the_ledger_has_done(tmp_path):
     manifest = write_manifest(tmp_path, vod=3, mps=2)
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         await run_cli("submit", str(manifest), "--endpoint", emulator.url, "--rate", "0")
     write_manifest(tmp_path, vod=5, mps=2)
     _, stdout, _ = await run_cli("plan", str(manifest))
@@ -51,7 +50,7 @@ async def test_bad_manifest_is_one_line_per_error_exit_2_and_nothing_is_sent(tmp
     manifest = tmp_path / "bad.yaml"
     manifest.write_text("service: vod\ndefaults: {vod: {SubAppId: 1, ModelName: GEM, "
                         "ModelVersion: 2.5}}\ntasks:\n  - {Promt: a cat}\n")
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         code, stdout, stderr = await run_cli("submit", str(manifest), "--endpoint", emulator.url)
         requests = len(emulator.records)
     assert code == 2 and stdout == "" and requests == 0
@@ -66,7 +65,7 @@ async def test_bad_manifest_is_one_line_per_error_exit_2_and_nothing_is_sent(tmp
 async def test_a_manifest_broken_between_runs_exits_2_and_keeps_its_ledger(tmp_path):
     manifest = write_manifest(tmp_path, vod=3, mps=1)
     ledger = manifest.with_suffix(".ledger.jsonl")
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         code, _, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
                                    "--rate", "0")
         assert code == 0
@@ -93,7 +92,7 @@ async def test_usage_errors_exit_2_without_traceback(tmp_path):
 async def test_status_groups_failures_by_error_code(tmp_path):
     manifest = write_manifest(tmp_path, vod=2, mps=2)
     faults = FaultConfig(fail_codes=(("FailedOperation", 1.0),))
-    async with running_emulator(emulator_config(faults=faults)) as emulator:
+    async with running_emulator(emulator_settings(faults=faults)) as emulator:
         code, _, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
                                    "--rate", "0", "--quiet")
     assert code == 1
@@ -111,7 +110,7 @@ async def test_secret_key_never_appears_in_output_ledger_or_logs(tmp_path):
     manifest = write_manifest(tmp_path, vod=2, mps=2)
     secret = "never-print-this-secret-key"
     env = cli_env(TENCENTCLOUD_SECRET_KEY=secret)
-    async with running_emulator(emulator_config()) as emulator:  # refuses: wrong key
+    async with running_emulator(emulator_settings()) as emulator:  # refuses: wrong key
         code, stdout, stderr = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
                                              "--log-file", str(tmp_path / "run.log"), env=env)
     assert code == 2

@@ -13,9 +13,16 @@ import pytest
 
 from batcher.emulator.config import EmulatorConfig, FaultConfig, TemporaryKey
 from batcher.emulator.runner import running_emulator
-from tests.helpers import SECRET_ID, SECRET_KEY, cli_env, last_events, run_cli, write_manifest
-from tests.test_credentials import metadata_service
-from tests.test_pipeline import emulator_config
+from tests.helpers import (
+    SECRET_ID,
+    SECRET_KEY,
+    cli_env,
+    emulator_settings,
+    last_events,
+    metadata_service,
+    run_cli,
+    write_manifest,
+)
 
 
 def no_credentials_env(tmp_path, **extra):
@@ -29,8 +36,8 @@ def no_credentials_env(tmp_path, **extra):
 
 async def test_per_service_endpoints_send_each_service_to_its_own_url(tmp_path):
     manifest = write_manifest(tmp_path, vod=3, mps=2)
-    async with running_emulator(emulator_config()) as for_vod, \
-            running_emulator(emulator_config()) as for_mps:
+    async with running_emulator(emulator_settings()) as for_vod, \
+            running_emulator(emulator_settings()) as for_mps:
         code, _, stderr = await run_cli("submit", str(manifest), "--rate", "0",
                                         "--endpoint", f"vod={for_vod.url}",
                                         "--endpoint", f"mps={for_mps.url}")
@@ -42,8 +49,8 @@ async def test_per_service_endpoints_send_each_service_to_its_own_url(tmp_path):
 
 async def test_the_endpoint_variable_takes_per_service_urls_too(tmp_path):
     manifest = write_manifest(tmp_path, vod=1, mps=2)
-    async with running_emulator(emulator_config()) as for_vod, \
-            running_emulator(emulator_config()) as for_mps:
+    async with running_emulator(emulator_settings()) as for_vod, \
+            running_emulator(emulator_settings()) as for_mps:
         env = cli_env(BATCHER_ENDPOINT=f"vod={for_vod.url},mps={for_mps.url}")
         code, _, stderr = await run_cli("submit", str(manifest), "--rate", "0", env=env)
         created = [tuple(e.stats()["services"][name]["created"] for name in ("vod", "mps"))
@@ -54,7 +61,7 @@ async def test_the_endpoint_variable_takes_per_service_urls_too(tmp_path):
 
 async def test_one_endpoint_still_takes_every_service(tmp_path):
     manifest = write_manifest(tmp_path, vod=2, mps=2)
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         code, _, _ = await run_cli("submit", str(manifest), "--rate", "0",
                                    "--endpoint", emulator.url)
         stats = emulator.stats()["services"]
@@ -93,7 +100,7 @@ async def test_tccli_token_variable_and_a_named_profile_reach_the_emulator(tmp_p
         "default": no_credentials_env(tmp_path),
     }
     codes = {}
-    async with running_emulator(emulator_config(token="session-token")) as emulator:
+    async with running_emulator(emulator_settings(token="session-token")) as emulator:
         for name, env in runs.items():
             manifest = write_manifest(tmp_path, vod=1, mps=1, name=name)
             options = ["--profile", "batch"] if name == "option" else []
@@ -105,7 +112,7 @@ async def test_tccli_token_variable_and_a_named_profile_reach_the_emulator(tmp_p
 async def test_on_a_cvm_the_role_credentials_sign_the_run(tmp_path):
     manifest = write_manifest(tmp_path, vod=2, mps=2)
     issued = [("AKIDcvmRole0000000", "role-key", "role-token", 4_000_000_000)]
-    config = emulator_config(temporary_keys=(TemporaryKey(*issued[0][:3]),))
+    config = emulator_settings(temporary_keys=(TemporaryKey(*issued[0][:3]),))
     async with metadata_service(issued) as (service, url), \
             running_emulator(config) as emulator:
         code, stdout, stderr = await run_cli(
@@ -136,7 +143,7 @@ async def test_plan_and_status_take_a_directory_as_submit_does(tmp_path):
 async def test_in_doubt_tasks_are_named_and_listed_with_their_source_line(tmp_path):
     manifest = write_manifest(tmp_path, vod=1, mps=2)
     faults = FaultConfig(drop_after_create_rate=1.0)
-    async with running_emulator(emulator_config(faults=faults)) as emulator:
+    async with running_emulator(emulator_settings(faults=faults)) as emulator:
         code, stdout, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
                                         "--max-attempts", "2")
     assert code == 1
@@ -163,7 +170,7 @@ async def test_in_doubt_tasks_are_named_and_listed_with_their_source_line(tmp_pa
 async def test_failed_tasks_are_listed_with_their_error_and_task_ids_with_done_ones(tmp_path):
     manifest = write_manifest(tmp_path, vod=2, mps=1)
     faults = FaultConfig(fail_codes=(("InvalidParameterValue.Prompt", 1.0),))
-    async with running_emulator(emulator_config(faults=faults)) as emulator:
+    async with running_emulator(emulator_settings(faults=faults)) as emulator:
         await run_cli("submit", str(manifest), "--endpoint", emulator.url, "--rate", "0")
     _, stdout, _ = await run_cli("status", str(manifest), "--tasks", "--state", "failed",
                                  "--csv")
@@ -176,7 +183,7 @@ async def test_failed_tasks_are_listed_with_their_error_and_task_ids_with_done_o
 
 async def test_a_listing_from_the_ledger_alone_has_the_task_ids(tmp_path):
     manifest = write_manifest(tmp_path, vod=1, mps=1)
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         await run_cli("submit", str(manifest), "--endpoint", emulator.url, "--rate", "0")
     _, stdout, _ = await run_cli("status", "--ledger", str(manifest.with_suffix(
         ".ledger.jsonl")), "--tasks", "--csv", "--state", "done")
@@ -191,7 +198,7 @@ async def test_a_listing_from_the_ledger_alone_has_the_task_ids(tmp_path):
 async def test_an_account_wide_refusal_says_what_to_fix_not_to_run_again(tmp_path):
     manifest = write_manifest(tmp_path, vod=5, mps=0)
     env = cli_env(TENCENTCLOUD_SECRET_KEY="not-the-key")
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         code, stdout, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
                                         env=env)
     assert code == 2
@@ -203,7 +210,7 @@ async def test_an_account_wide_refusal_says_what_to_fix_not_to_run_again(tmp_pat
 
 async def test_a_rate_above_the_api_cap_warns(tmp_path):
     manifest = write_manifest(tmp_path, vod=1, mps=0)
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         code, _, stderr = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
                                         "--rate", "25")
         _, _, at_cap = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
@@ -219,9 +226,9 @@ async def test_a_rate_above_the_api_cap_warns(tmp_path):
 async def test_mps_tasks_in_doubt_are_sent_again_only_with_resend_in_doubt(tmp_path):
     manifest = write_manifest(tmp_path, vod=0, mps=2)
     faults = FaultConfig(drop_after_create_rate=1.0)
-    async with running_emulator(emulator_config(faults=faults)) as emulator:
+    async with running_emulator(emulator_settings(faults=faults)) as emulator:
         assert (await run_cli("submit", str(manifest), "--endpoint", emulator.url))[0] == 1
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         code, _, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url)
         assert code == 1
         assert emulator.stats()["services"]["mps"]["created"] == 0, "held without the flag"
@@ -234,9 +241,9 @@ async def test_mps_tasks_in_doubt_are_sent_again_only_with_resend_in_doubt(tmp_p
 async def test_permanent_failures_are_sent_again_only_with_retry_failed(tmp_path):
     manifest = write_manifest(tmp_path, vod=1, mps=1)
     faults = FaultConfig(fail_codes=(("InvalidParameterValue.Prompt", 1.0),))
-    async with running_emulator(emulator_config(faults=faults)) as emulator:
+    async with running_emulator(emulator_settings(faults=faults)) as emulator:
         assert (await run_cli("submit", str(manifest), "--endpoint", emulator.url))[0] == 1
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         code, _, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url)
         assert code == 1
         assert len(emulator.records) == 0, "held without the flag"

@@ -12,8 +12,7 @@ from pathlib import Path
 from batcher.emulator.config import FaultConfig
 from batcher.emulator.runner import running_emulator
 from batcher.state.completion import record_path
-from tests.helpers import read_ledger, run_cli, write_manifest
-from tests.test_pipeline import emulator_config
+from tests.helpers import emulator_settings, read_ledger, run_cli, write_manifest
 
 SHORTCUT = "every task is done"
 
@@ -32,7 +31,7 @@ def services(summary: dict) -> dict:
 async def test_a_finished_manifest_is_recognised_and_nothing_is_read_or_sent(tmp_path):
     manifest = write_manifest(tmp_path, vod=4, mps=2)
     ledger = manifest.with_suffix(".ledger.jsonl")
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         code, _, stderr = await submit(manifest, emulator.url)
         assert code == 0 and SHORTCUT not in stderr
         assert record_path(ledger).exists()
@@ -47,7 +46,7 @@ async def test_a_finished_manifest_is_recognised_and_nothing_is_read_or_sent(tmp
 
 async def test_an_edited_manifest_is_read_again_and_its_new_task_sent(tmp_path):
     manifest = write_manifest(tmp_path, vod=3, mps=1)
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         await submit(manifest, emulator.url)
         write_manifest(tmp_path, vod=4, mps=1)
         code, summary, stderr = await submit(manifest, emulator.url)
@@ -62,7 +61,7 @@ async def test_a_ledger_emptied_after_the_record_means_every_task_goes_again(tmp
     # resends into duplicates, MPS tasks are sent again (the ledger was all that knew of them).
     manifest = write_manifest(tmp_path, vod=2, mps=2)
     ledger = manifest.with_suffix(".ledger.jsonl")
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         await submit(manifest, emulator.url)
         ledger.write_bytes(b"")
         code, summary, stderr = await submit(manifest, emulator.url)
@@ -76,7 +75,7 @@ async def test_a_ledger_emptied_after_the_record_means_every_task_goes_again(tmp
 async def test_a_ledger_grown_since_the_record_is_replayed(tmp_path):
     manifest = write_manifest(tmp_path, vod=2, mps=1)
     ledger = manifest.with_suffix(".ledger.jsonl")
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         await submit(manifest, emulator.url)
         # A later line says a task failed (as if another manifest's run shared the ledger).
         last_vod = next(r for r in read_ledger(ledger) if r["service"] == "vod")
@@ -94,7 +93,7 @@ async def test_a_ledger_grown_since_the_record_is_replayed(tmp_path):
 async def test_a_run_that_leaves_failures_writes_no_record(tmp_path):
     manifest = write_manifest(tmp_path, vod=2, mps=0)
     ledger = manifest.with_suffix(".ledger.jsonl")
-    config = emulator_config(faults=FaultConfig(internal_error_rate=1.0))
+    config = emulator_settings(faults=FaultConfig(internal_error_rate=1.0))
     async with running_emulator(config) as emulator:
         code, _, _ = await submit(manifest, emulator.url, "--max-attempts", "1")
     assert code == 1
@@ -104,7 +103,7 @@ async def test_a_run_that_leaves_failures_writes_no_record(tmp_path):
 async def test_a_damaged_record_is_ignored(tmp_path):
     manifest = write_manifest(tmp_path, vod=2, mps=0)
     ledger = manifest.with_suffix(".ledger.jsonl")
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         await submit(manifest, emulator.url)
         record_path(ledger).write_text('{"format": "batcher-completion-1", "ledger": 3}')
         code, summary, stderr = await submit(manifest, emulator.url)
@@ -116,7 +115,7 @@ async def test_a_damaged_record_is_ignored(tmp_path):
 async def test_a_record_that_cannot_be_written_does_not_fail_the_run(tmp_path):
     manifest = write_manifest(tmp_path, vod=2, mps=0)
     record_path(manifest.with_suffix(".ledger.jsonl")).mkdir()  # in the record's way
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         code, summary, stderr = await submit(manifest, emulator.url)
         again, _, _ = await submit(manifest, emulator.url)
         sent = len(emulator.records)

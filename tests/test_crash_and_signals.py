@@ -19,6 +19,7 @@ from batcher.emulator.config import FaultConfig
 from batcher.emulator.runner import running_emulator
 from tests.helpers import (
     emulator_process,
+    emulator_settings,
     emulator_stats,
     last_events,
     read_ledger,
@@ -26,7 +27,6 @@ from tests.helpers import (
     start_cli,
     write_manifest,
 )
-from tests.test_pipeline import emulator_config
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ async def test_kill_9_at_random_moments_then_resume_creates_every_vod_task_exact
     ledger = manifest.with_suffix(".ledger.jsonl")
     rng = random.Random(20261122)
     faults = FaultConfig(drop_after_create_rate=0.2, internal_error_rate=0.1, seed=3)
-    async with running_emulator(emulator_config(rate=40, faults=faults)) as emulator:
+    async with running_emulator(emulator_settings(rate=40, faults=faults)) as emulator:
         for _ in range(4):
             process = await start_cli(*submit_args(manifest, emulator.url, "--rate", "40"))
             await asyncio.sleep(rng.uniform(0.3, 0.9))
@@ -80,7 +80,7 @@ async def test_signal_settles_in_flight_requests_and_exits_with_its_code(tmp_pat
     manifest = write_manifest(tmp_path, vod=0, mps=200)
     ledger = manifest.with_suffix(".ledger.jsonl")
     faults = FaultConfig(latency_ms=(200.0, 300.0))
-    async with running_emulator(emulator_config(rate=20, faults=faults)) as emulator:
+    async with running_emulator(emulator_settings(rate=20, faults=faults)) as emulator:
         process = await start_cli(*submit_args(manifest, emulator.url))
         await wait_for_lines(ledger, 10)
         process.send_signal(signum)
@@ -96,7 +96,7 @@ async def test_signal_settles_in_flight_requests_and_exits_with_its_code(tmp_pat
 async def test_second_run_on_a_held_ledger_exits_3_at_once_naming_the_holder(tmp_path):
     manifest = write_manifest(tmp_path, vod=0, mps=100)
     ledger = manifest.with_suffix(".ledger.jsonl")
-    async with running_emulator(emulator_config(rate=20)) as emulator:
+    async with running_emulator(emulator_settings(rate=20)) as emulator:
         first = await start_cli(*submit_args(manifest, emulator.url))
         await wait_for_lines(ledger, 2)
         code, _, stderr = await run_cli(*submit_args(manifest, emulator.url), timeout=10)
@@ -140,7 +140,7 @@ async def test_kill_9_leaves_in_doubt_only_mps_tasks_sent_or_about_to_be(tmp_pat
 async def test_sigint_at_rate_2_stops_within_3_seconds(tmp_path):
     manifest = write_manifest(tmp_path, vod=0, mps=100)
     ledger = manifest.with_suffix(".ledger.jsonl")
-    async with running_emulator(emulator_config(rate=20)) as emulator:
+    async with running_emulator(emulator_settings(rate=20)) as emulator:
         process = await start_cli(*submit_args(manifest, emulator.url, "--rate", "2"))
         await wait_for_lines(ledger, 3)
         process.send_signal(signal.SIGINT)

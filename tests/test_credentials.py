@@ -4,12 +4,10 @@ CVM role from the instance metadata service (a loopback stand-in here); the key 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from batcher.emulator.config import TemporaryKey
 from batcher.emulator.runner import running_emulator
@@ -23,8 +21,14 @@ from batcher.wire.credentials import (
     find_credentials,
     load_credentials,
 )
-from tests.helpers import event_counts, write_manifest
-from tests.test_pipeline import emulator_config, ledger_of, submit
+from tests.helpers import (
+    emulator_settings,
+    event_counts,
+    ledger_of,
+    metadata_service,
+    submit,
+    write_manifest,
+)
 
 SECRET = "s3cr3t-KEY-value-0123456789"
 
@@ -150,52 +154,6 @@ async def test_a_named_profile_comes_from_the_option_or_the_environment(tmp_path
 # --- the CVM role, from a metadata service on loopback -------------------------------------
 
 
-class MetadataService:
-    """The CVM instance metadata service's two role paths, handing out a list of credentials
-    in turn (the last one again and again)."""
-
-    def __init__(self, issued):
-        self.issued = list(issued)
-        self.role_asks = 0
-        self.credential_asks = 0
-        self.up = True
-
-    def app(self):
-        app = web.Application()
-        app.router.add_get("/latest/meta-data/cam/security-credentials/", self.role)
-        app.router.add_get("/latest/meta-data/cam/security-credentials/{role}", self.credentials)
-        return app
-
-    async def role(self, request):
-        self.role_asks += 1
-        return web.Response(text="batcher-role")
-
-    async def credentials(self, request):
-        if not self.up:
-            raise web.HTTPServiceUnavailable()
-        assert request.match_info["role"] == "batcher-role"
-        self.credential_asks += 1
-        secret_id, secret_key, token, expires = self.issued[
-            min(self.credential_asks, len(self.issued)) - 1]
-        return web.json_response({
-            "TmpSecretId": secret_id, "TmpSecretKey": secret_key, "Token": token,
-            "ExpiredTime": int(expires), "Expiration": "...", "Code": "Success"})
-
-
-@contextlib.asynccontextmanager
-async def metadata_service(issued):
-    service = MetadataService(issued)
-    runner = web.AppRunner(service.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield service, f"http://127.0.0.1:{port}/latest/meta-data/"
-    finally:
-        await runner.cleanup()
-
-
 async def test_without_environment_or_file_the_cvm_role_is_used_and_refreshed(tmp_path):
     now = time.time()
     issued = [("AKIDrole1", "key-1", "token-1", now + REFRESH_MARGIN_SECONDS + 1000),
@@ -248,7 +206,7 @@ async def test_a_role_expiring_in_the_middle_of_a_run_is_replaced_before_it_is_r
     switch_at = now + 1.0
     issued = [("AKIDroleFirst00000", "key-1", "token-1", switch_at + REFRESH_MARGIN_SECONDS),
               ("AKIDroleSecond0000", "key-2", "token-2", now + 7200)]
-    config = emulator_config(rate=20, temporary_keys=(
+    config = emulator_settings(rate=20, temporary_keys=(
         TemporaryKey(*issued[0][:3], expires_at=switch_at + 0.5),
         TemporaryKey(*issued[1][:3], expires_at=None),
     ))

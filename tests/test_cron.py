@@ -18,12 +18,12 @@ from tests.helpers import (
     SECRET_ID,
     SECRET_KEY,
     cli_env,
+    emulator_settings,
     event_counts,
     read_ledger,
     run_cli,
     write_manifest,
 )
-from tests.test_pipeline import emulator_config
 
 TIMESTAMPED = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z (INFO|WARNING|ERROR) ")
 
@@ -38,7 +38,7 @@ def metrics_of(path):
 
 async def test_unattended_run_writes_timestamped_plain_log_lines(tmp_path):
     manifest = write_manifest(tmp_path, vod=3, mps=3)
-    async with running_emulator(emulator_config(rate=20, faults=FaultConfig(
+    async with running_emulator(emulator_settings(rate=20, faults=FaultConfig(
             internal_error_rate=0.3, seed=5))) as emulator:
         code, stdout, stderr = await run_cli(
             "submit", str(manifest), "--endpoint", emulator.url, "--progress", "lines")
@@ -54,7 +54,7 @@ async def test_log_format_json_and_log_file(tmp_path):
     # run always stops with tasks left: exit 75, never 0.
     manifest = write_manifest(tmp_path, vod=40, mps=0)
     log_file = tmp_path / "logs" / "batcher.log"
-    async with running_emulator(emulator_config(rate=20)) as emulator:
+    async with running_emulator(emulator_settings(rate=20)) as emulator:
         code, _, stderr = await run_cli(
             "submit", str(manifest), "--endpoint", emulator.url, "--max-runtime", "0.01s",
             "--log-format", "json", "--log-file", str(log_file), "--quiet")
@@ -68,7 +68,7 @@ async def test_log_format_json_and_log_file(tmp_path):
 
 async def test_max_runtime_exits_75_and_the_next_run_goes_on(tmp_path):
     manifest = write_manifest(tmp_path, vod=0, mps=40)
-    async with running_emulator(emulator_config(rate=20)) as emulator:
+    async with running_emulator(emulator_settings(rate=20)) as emulator:
         first, _, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
                                     "--rate", "10", "--max-runtime", "1s", "--quiet")
         second, _, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
@@ -95,7 +95,7 @@ async def test_directory_of_manifests_each_with_its_own_ledger_sharing_the_rate_
     write_manifest(campaign, vod=0, mps=25, name="week-1")
     write_manifest(campaign, vod=0, mps=25, name="week-2")
     (campaign / "extra.csv").write_text("service,Prompt,ModelName\nmps,a csv cat,Hunyuan\n")
-    async with running_emulator(emulator_config(rate=20)) as emulator:
+    async with running_emulator(emulator_settings(rate=20)) as emulator:
         code, stdout, stderr = await run_cli(
             "submit", str(campaign), "--endpoint", emulator.url, "--json")
         times = sorted(r.mono for r in emulator.records if r.service == "mps")
@@ -126,7 +126,7 @@ async def test_a_csv_included_by_a_yaml_manifest_is_not_submitted_twice(tmp_path
     (campaign / "prompts.csv").write_text("Prompt\nfrom the csv\n")
     (campaign / "main.yaml").write_text(
         "service: mps\ndefaults: {mps: {ModelName: Hunyuan}}\ncsv: prompts.csv\n")
-    async with running_emulator(emulator_config(rate=20)) as emulator:
+    async with running_emulator(emulator_settings(rate=20)) as emulator:
         code, stdout, _ = await run_cli("submit", str(campaign), "--endpoint", emulator.url,
                                         "--json")
         created = emulator.stats()["services"]["mps"]["created"]
@@ -139,7 +139,7 @@ async def test_a_csv_included_by_a_yaml_manifest_is_not_submitted_twice(tmp_path
 async def test_metrics_file_parses_as_prometheus_text_and_keeps_the_last_success(tmp_path):
     manifest = write_manifest(tmp_path, vod=2, mps=2)
     metrics_file = tmp_path / "textfile" / "batcher.prom"
-    async with running_emulator(emulator_config(rate=20)) as emulator:
+    async with running_emulator(emulator_settings(rate=20)) as emulator:
         code, _, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
                                    "--quiet", "--metrics-file", str(metrics_file))
     assert code == 0
@@ -156,7 +156,7 @@ async def test_metrics_file_parses_as_prometheus_text_and_keeps_the_last_success
     # A later run that fails keeps the time of the last success, so an alert can fire on it.
     failing = FaultConfig(fail_codes=(("FailedOperation", 1.0),))
     write_manifest(tmp_path, vod=3, mps=2)
-    async with running_emulator(emulator_config(rate=20, faults=failing)) as emulator:
+    async with running_emulator(emulator_settings(rate=20, faults=failing)) as emulator:
         code, _, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
                                    "--quiet", "--metrics-file", str(metrics_file))
     assert code == 1
@@ -179,7 +179,7 @@ async def test_the_readme_crontab_line_works_as_written(tmp_path):
     campaign.mkdir(parents=True)
     write_manifest(campaign, vod=2, mps=1, name="week-01")
     env_file = tmp_path / "credentials.env"
-    async with running_emulator(emulator_config(rate=20)) as emulator:
+    async with running_emulator(emulator_settings(rate=20)) as emulator:
         env_file.write_text(f"TENCENTCLOUD_SECRET_ID={SECRET_ID}\n"
                             f"TENCENTCLOUD_SECRET_KEY={SECRET_KEY}\n"
                             f"BATCHER_ENDPOINT={emulator.url}\n")
@@ -213,7 +213,7 @@ def exit_code_in(metrics_file, manifest):
 async def test_a_quiet_successful_run_writes_its_summary_to_the_log_file(tmp_path):
     manifest = write_manifest(tmp_path, vod=2, mps=1)
     log_file = tmp_path / "batcher.log"
-    async with running_emulator(emulator_config(rate=20)) as emulator:
+    async with running_emulator(emulator_settings(rate=20)) as emulator:
         code, stdout, stderr = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
                                              "--quiet", "--log-file", str(log_file))
     assert (code, stdout, stderr) == (0, "", "")
@@ -225,7 +225,7 @@ async def test_a_quiet_successful_run_writes_its_summary_to_the_log_file(tmp_pat
 async def test_a_broken_manifest_reaches_the_log_and_the_metrics_as_exit_2(tmp_path):
     manifest = write_manifest(tmp_path, vod=2, mps=0)
     metrics_file, log_file = tmp_path / "batcher.prom", tmp_path / "batcher.log"
-    async with running_emulator(emulator_config(rate=20)) as emulator:
+    async with running_emulator(emulator_settings(rate=20)) as emulator:
         code, _, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
                                    "--quiet", "--metrics-file", str(metrics_file))
         assert (code, exit_code_in(metrics_file, manifest)) == (0, 0)

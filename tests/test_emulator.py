@@ -41,7 +41,7 @@ from batcher.emulator import (
 )
 from batcher.emulator.config import TemporaryKey
 from batcher.wire.addresses import is_loopback
-from tests.conftest import MPS_PARAMS, VOD_PARAMS, RawClient
+from tests.helpers import MPS_PARAMS, VOD_PARAMS, RawClient
 
 REPO = Path(__file__).resolve().parents[1]
 TASK_ID_HEX = r"[0-9a-f]{32}"

@@ -43,7 +43,7 @@ from batcher.emulator import (
     running_emulator,
 )
 from batcher.emulator.config import GenerationConfig
-from tests.conftest import MPS_PARAMS, VOD_PARAMS, RawClient
+from tests.helpers import MPS_PARAMS, VOD_PARAMS, RawClient
 
 START = 1_764_547_200.0  # 2025-12-01T00:00:00Z
 THREE_DAYS = 3 * 24 * 3600

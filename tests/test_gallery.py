@@ -309,6 +309,7 @@ def test_jinja2_is_imported_only_to_write_a_page():
 # --- the page, in a real browser -----------------------------------------------------------
 
 
+@pytest.mark.browser
 def test_in_a_browser_every_card_and_image_is_there_and_decoded(tmp_path):
     write_images(tmp_path)
     rows = mixed_rows()
@@ -334,6 +335,7 @@ def test_in_a_browser_every_card_and_image_is_there_and_decoded(tmp_path):
     assert shown_counts(document)[""] == len(rows)
 
 
+@pytest.mark.browser
 def test_in_a_browser_the_state_in_the_address_filters_the_cards(tmp_path):
     rows = mixed_rows()
     page = write_gallery(tmp_path, rows, title="cats")
@@ -350,6 +352,7 @@ def test_in_a_browser_the_state_in_the_address_filters_the_cards(tmp_path):
     assert "hidden" in document.find("p", "empty").attrs
 
 
+@pytest.mark.browser
 def test_in_a_browser_a_script_slipped_into_the_page_does_not_run(tmp_path):
     page = write_gallery(tmp_path, mixed_rows(), title="cats")
     html = page.read_text()

@@ -7,64 +7,28 @@ emulator's own records are the witness of what reached the "server".
 from __future__ import annotations
 
 import socket
-from pathlib import Path
-from typing import Any
 
-from batcher.cli.submit_run import ManifestRun, SubmitOptions, SubmitResult, run_submit
-from batcher.emulator.config import EmulatorConfig, FaultConfig
+from batcher.emulator.config import FaultConfig
 from batcher.emulator.runner import running_emulator
 from batcher.emulator.state import max_in_rolling_second
 from batcher.exceptions import ExitCode
-from batcher.manifest import load_manifest
-from batcher.run.pipeline import RunSettings
-from batcher.run.resume import ResumeRules
-from batcher.run.retry import RetryPolicy
-from batcher.wire.client import ClientSettings
 from batcher.wire.credentials import Credentials
 from tests.helpers import (
+    FAST_RETRY,
     SECRET_ID,
-    SECRET_KEY,
+    emulator_settings,
     event_counts,
     last_events,
+    ledger_of,
     read_ledger,
+    submit,
     write_manifest,
 )
-
-CREDENTIALS = Credentials(SECRET_ID, SECRET_KEY)
-FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
-
-
-def emulator_config(**overrides) -> EmulatorConfig:
-    overrides.setdefault("rate", 0)
-    return EmulatorConfig(secret_id=SECRET_ID, secret_key=SECRET_KEY, **overrides)
-
-
-async def submit(manifest: Path, url: str, *, credentials: Credentials = CREDENTIALS,
-                 rate: float = 0, retry: RetryPolicy = FAST_RETRY,
-                 rules: ResumeRules | None = None, max_runtime: float | None = None,
-                 ledger: Path | None = None, rate_store: str = "memory",
-                 **run_options: Any) -> SubmitResult:
-    """One in-process run; `rate_store` as `--rate-store` (memory: this run's cap alone)."""
-    loaded = load_manifest(manifest)
-    options = SubmitOptions(
-        manifests=[ManifestRun(loaded, ledger or manifest.with_suffix(".ledger.jsonl"))],
-        client=ClientSettings(endpoint=url, request_timeout=5),
-        run=RunSettings(rate=rate, retry=retry, rules=rules or ResumeRules(),
-                        max_runtime=max_runtime, handle_signals=False, seed=1,
-                        **run_options),
-        rate_store=rate_store,
-        progress="none",
-    )
-    return await run_submit(options, credentials)
-
-
-def ledger_of(manifest: Path) -> Path:
-    return manifest.with_suffix(".ledger.jsonl")
 
 
 async def test_every_task_is_sent_once_and_recorded_submitted(tmp_path):
     manifest = write_manifest(tmp_path, vod=20, mps=15)
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         result = await submit(manifest, emulator.url)
         stats = emulator.stats()["services"]
     assert result.exit_code is ExitCode.OK
@@ -77,7 +41,7 @@ async def test_every_task_is_sent_once_and_recorded_submitted(tmp_path):
 
 async def test_no_rolling_second_holds_more_than_the_cap_per_service(tmp_path):
     manifest = write_manifest(tmp_path, vod=45, mps=45)
-    async with running_emulator(emulator_config(rate=20)) as emulator:
+    async with running_emulator(emulator_settings(rate=20)) as emulator:
         result = await submit(manifest, emulator.url, rate=20)
         records = emulator.records
     assert result.exit_code is ExitCode.OK
@@ -91,7 +55,7 @@ async def test_no_rolling_second_holds_more_than_the_cap_per_service(tmp_path):
 async def test_throttling_slows_down_and_every_task_still_gets_through(tmp_path):
     manifest = write_manifest(tmp_path, vod=10, mps=10)
     faults = FaultConfig(throttle_rate=0.4, seed=7)
-    async with running_emulator(emulator_config(faults=faults)) as emulator:
+    async with running_emulator(emulator_settings(faults=faults)) as emulator:
         result = await submit(manifest, emulator.url)
         throttled = [r for r in emulator.records if r.code == "RequestLimitExceeded"]
     assert result.exit_code is ExitCode.OK
@@ -102,7 +66,7 @@ async def test_throttling_slows_down_and_every_task_still_gets_through(tmp_path)
 async def test_permanent_error_is_recorded_once_and_not_retried(tmp_path):
     manifest = write_manifest(tmp_path, vod=3, mps=3)
     faults = FaultConfig(fail_codes=(("FailedOperation", 1.0),))
-    async with running_emulator(emulator_config(faults=faults)) as emulator:
+    async with running_emulator(emulator_settings(faults=faults)) as emulator:
         result = await submit(manifest, emulator.url)
         requests = len(emulator.records)
     assert result.exit_code is ExitCode.TASKS_NOT_DONE
@@ -116,7 +80,7 @@ async def test_permanent_error_is_recorded_once_and_not_retried(tmp_path):
 async def test_retryable_error_is_retried_up_to_max_attempts_then_failed_retryable(tmp_path):
     manifest = write_manifest(tmp_path, vod=2, mps=2)
     faults = FaultConfig(internal_error_rate=1.0)
-    async with running_emulator(emulator_config(faults=faults)) as emulator:
+    async with running_emulator(emulator_settings(faults=faults)) as emulator:
         result = await submit(manifest, emulator.url)
         requests = len(emulator.records)
     assert result.exit_code is ExitCode.TASKS_NOT_DONE
@@ -129,7 +93,7 @@ async def test_retryable_error_is_retried_up_to_max_attempts_then_failed_retryab
 async def test_account_wide_refusal_stops_the_run_with_exit_2(tmp_path):
     manifest = write_manifest(tmp_path, vod=200, mps=0)
     wrong = Credentials(SECRET_ID, "wrong-key")
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         result = await submit(manifest, emulator.url, credentials=wrong, rate=20)
         requests = len(emulator.records)
     assert result.exit_code is ExitCode.USAGE
@@ -141,7 +105,7 @@ async def test_account_wide_refusal_stops_the_run_with_exit_2(tmp_path):
 async def test_dropped_connection_vod_is_retried_and_deduped_mps_is_left_in_doubt(tmp_path):
     manifest = write_manifest(tmp_path, vod=5, mps=5)
     faults = FaultConfig(drop_after_create_rate=1.0)
-    async with running_emulator(emulator_config(faults=faults)) as emulator:
+    async with running_emulator(emulator_settings(faults=faults)) as emulator:
         result = await submit(manifest, emulator.url)
         stats = emulator.stats()["services"]
     assert result.exit_code is ExitCode.TASKS_NOT_DONE
@@ -179,7 +143,7 @@ async def test_an_endpoint_that_cannot_be_reached_stops_the_run_with_exit_75(tmp
     touched = {r["key"] for r in read_ledger(ledger_of(manifest))}
     lines = len(read_ledger(ledger_of(manifest)))
     states_down = last_events(ledger_of(manifest))
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         up = await submit(manifest, emulator.url)
     assert down.exit_code is ExitCode.TIME_LIMIT
     assert "cannot be reached" in down.stop_detail
@@ -191,7 +155,7 @@ async def test_an_endpoint_that_cannot_be_reached_stops_the_run_with_exit_75(tmp
 
 async def test_server_clock_ahead_is_corrected_and_all_tasks_go_through(tmp_path):
     manifest = write_manifest(tmp_path, vod=3, mps=3)
-    async with running_emulator(emulator_config(clock_skew=900.0)) as emulator:
+    async with running_emulator(emulator_settings(clock_skew=900.0)) as emulator:
         result = await submit(manifest, emulator.url)
     assert result.exit_code is ExitCode.OK
     assert event_counts(ledger_of(manifest)) == {"submitted": 6}
@@ -199,7 +163,7 @@ async def test_server_clock_ahead_is_corrected_and_all_tasks_go_through(tmp_path
 
 async def test_max_runtime_stops_in_time_and_exits_75_with_tasks_left(tmp_path):
     manifest = write_manifest(tmp_path, vod=60, mps=0)
-    async with running_emulator(emulator_config(rate=5)) as emulator:
+    async with running_emulator(emulator_settings(rate=5)) as emulator:
         result = await submit(manifest, emulator.url, rate=5, max_runtime=1.0)
     assert result.exit_code is ExitCode.TIME_LIMIT
     counts = event_counts(ledger_of(manifest))

@@ -24,13 +24,13 @@ from batcher.run.limiter import RateLimiter, StoreUnreachable
 from batcher.run.rate_stores import open_store
 from tests.helpers import (
     emulator_process,
+    emulator_settings,
     emulator_stats,
     last_events,
     run_cli,
     start_cli,
     write_manifest,
 )
-from tests.test_pipeline import emulator_config
 
 pytestmark = [
     pytest.mark.slow,
@@ -87,7 +87,7 @@ def submit_args(manifest, url, store, *extra):
             *extra)
 
 
-@pytest.mark.parametrize("store_kind", ["file", "redis"])
+@pytest.mark.parametrize("store_kind", ["file", pytest.param("redis", marks=pytest.mark.redis)])
 async def test_three_processes_on_one_store_never_exceed_the_cap_at_the_emulator(
     tmp_path, redis_server, store_kind
 ):
@@ -105,12 +105,13 @@ async def test_three_processes_on_one_store_never_exceed_the_cap_at_the_emulator
         assert services[name]["max_requests_in_rolling_second"] <= 20
 
 
+@pytest.mark.redis
 async def test_redis_killed_mid_run_stops_with_exit_75_and_a_restart_lets_the_next_run_go_on(
     tmp_path, redis_server
 ):
     manifest = write_manifest(tmp_path, vod=0, mps=200)
     ledger = manifest.with_suffix(".ledger.jsonl")
-    async with running_emulator(emulator_config(rate=20)) as emulator:
+    async with running_emulator(emulator_settings(rate=20)) as emulator:
         args = submit_args(manifest, emulator.url, redis_server.url, "--store-timeout", "2s")
         run = await start_cli(*args)
         while not ledger.exists() or len(ledger.read_text().splitlines()) < 20:
@@ -131,6 +132,7 @@ async def test_redis_killed_mid_run_stops_with_exit_75_and_a_restart_lets_the_ne
     assert set(last_events(ledger).values()) == {"submitted"}
 
 
+@pytest.mark.redis
 async def test_a_redis_store_that_never_answers_pauses_then_raises_store_unreachable(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -145,6 +147,7 @@ async def test_a_redis_store_that_never_answers_pauses_then_raises_store_unreach
         await store.close()
 
 
+@pytest.mark.redis
 def test_a_redis_password_never_appears_in_messages():
     store = open_store("redis://user:hunter2@127.0.0.1:1/0")
     assert "hunter2" not in store.description

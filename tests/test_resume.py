@@ -10,8 +10,14 @@ from batcher.exceptions import ExitCode
 from batcher.manifest import load_manifest
 from batcher.run.resume import ResumeRules, plan_manifest
 from batcher.state.replay import replay
-from tests.helpers import event_counts, read_ledger, write_manifest
-from tests.test_pipeline import emulator_config, ledger_of, submit
+from tests.helpers import (
+    emulator_settings,
+    event_counts,
+    ledger_of,
+    read_ledger,
+    submit,
+    write_manifest,
+)
 
 
 def tasks_of(manifest):
@@ -28,7 +34,7 @@ def append_lines(ledger, records):
 
 async def test_a_run_after_a_complete_one_sends_nothing(tmp_path):
     manifest = write_manifest(tmp_path, vod=4, mps=4)
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         first = await submit(manifest, emulator.url)
         sent_first = len(emulator.records)
         second = await submit(manifest, emulator.url)
@@ -43,7 +49,7 @@ async def test_an_interrupted_batch_resumes_with_only_the_tasks_not_done(tmp_pat
     # file): with a private cap each, the second's first request can be the 11th in a second.
     manifest = write_manifest(tmp_path, vod=30, mps=0)
     store = f"file:{tmp_path / 'rate-slots.json'}"
-    async with running_emulator(emulator_config(rate=10)) as emulator:
+    async with running_emulator(emulator_settings(rate=10)) as emulator:
         first = await submit(manifest, emulator.url, rate=10, max_runtime=0.6, rate_store=store)
         done_first = event_counts(ledger_of(manifest))["submitted"]
         second = await submit(manifest, emulator.url, rate=10, rate_store=store)
@@ -59,9 +65,9 @@ async def test_an_interrupted_batch_resumes_with_only_the_tasks_not_done(tmp_pat
 async def test_in_doubt_mps_task_is_held_until_resend_in_doubt(tmp_path):
     manifest = write_manifest(tmp_path, vod=0, mps=3)
     faults = FaultConfig(drop_after_create_rate=1.0)
-    async with running_emulator(emulator_config(faults=faults)) as emulator:
+    async with running_emulator(emulator_settings(faults=faults)) as emulator:
         await submit(manifest, emulator.url)
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         held = await submit(manifest, emulator.url)
         sent_while_held = len(emulator.records)
         resent = await submit(manifest, emulator.url, rules=ResumeRules(resend_in_doubt=True))
@@ -75,7 +81,7 @@ async def test_in_doubt_mps_task_is_held_until_resend_in_doubt(tmp_path):
 async def test_in_doubt_vod_task_is_resent_and_the_server_dedups_it(tmp_path):
     manifest = write_manifest(tmp_path, vod=2, mps=0)
     tasks = tasks_of(manifest)
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         # A crashed run: `sending` is durable, the request reached the server, then nothing.
         first = await submit(manifest, emulator.url)
         lines = [r for r in read_ledger(ledger_of(manifest)) if r["event"] == "sending"]
@@ -93,9 +99,9 @@ async def test_in_doubt_vod_task_is_resent_and_the_server_dedups_it(tmp_path):
 async def test_permanent_failure_is_resent_only_with_retry_failed(tmp_path):
     manifest = write_manifest(tmp_path, vod=0, mps=2)
     failing = FaultConfig(fail_codes=(("InvalidParameterValue", 1.0),))
-    async with running_emulator(emulator_config(faults=failing)) as emulator:
+    async with running_emulator(emulator_settings(faults=failing)) as emulator:
         await submit(manifest, emulator.url)
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         skipped = await submit(manifest, emulator.url)
         sent_without_flag = len(emulator.records)
         retried = await submit(manifest, emulator.url, rules=ResumeRules(retry_failed=True))
@@ -106,10 +112,10 @@ async def test_permanent_failure_is_resent_only_with_retry_failed(tmp_path):
 
 async def test_retryable_failure_is_sent_again_by_the_next_run(tmp_path):
     manifest = write_manifest(tmp_path, vod=2, mps=2)
-    async with running_emulator(emulator_config(faults=FaultConfig(internal_error_rate=1.0))) \
+    async with running_emulator(emulator_settings(faults=FaultConfig(internal_error_rate=1.0))) \
             as emulator:
         await submit(manifest, emulator.url)
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         again = await submit(manifest, emulator.url)
     assert again.exit_code is ExitCode.OK
     assert event_counts(ledger_of(manifest)) == {"submitted": 4}
@@ -121,7 +127,7 @@ async def test_torn_last_line_is_skipped_and_appending_resumes_on_a_fresh_line(t
     manifest = write_manifest(tmp_path, vod=2, mps=1)
     ledger = ledger_of(manifest)
     torn = '{"ts":"2026-11-22T10:00:00Z","key":"ab'
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         await submit(manifest, emulator.url, ledger=ledger)
         with ledger.open("a") as handle:
             handle.write(torn)  # a crash mid-write
@@ -148,7 +154,7 @@ async def test_a_half_done_batch_starts_each_lane_at_its_first_task_to_send(tmp_
                      for service in ("vod", "mps")}
     assert {service: plan.send_from for service, plan in plans.items()} == {
         service: task.place for service, task in first_to_send.items()}
-    async with running_emulator(emulator_config()) as emulator:
+    async with running_emulator(emulator_settings()) as emulator:
         result = await submit(manifest, emulator.url)
         sent = [(record.service, record.session_id) for record in emulator.records]
     assert result.exit_code is ExitCode.OK and len(sent) == 6

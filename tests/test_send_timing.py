@@ -17,8 +17,15 @@ import pytest
 from batcher.emulator.config import FaultConfig
 from batcher.emulator.runner import running_emulator
 from batcher.state import writer
-from tests.helpers import emulator_process, emulator_stats, read_ledger, write_manifest
-from tests.test_pipeline import emulator_config, ledger_of, submit
+from tests.helpers import (
+    emulator_process,
+    emulator_settings,
+    emulator_stats,
+    ledger_of,
+    read_ledger,
+    submit,
+    write_manifest,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +39,7 @@ async def test_each_sending_line_is_written_before_its_request_and_at_most_150_m
 ):
     manifest = write_manifest(tmp_path, vod=40, mps=0)
     faults = FaultConfig(latency_ms=(20.0, 30.0))  # an answer comes 20 ms after the arrival
-    async with running_emulator(emulator_config(rate=20, faults=faults)) as emulator:
+    async with running_emulator(emulator_settings(rate=20, faults=faults)) as emulator:
         await submit(manifest, emulator.url, rate=20)
         arrivals = {record.session_id: record.wall for record in emulator.records}
     sending = {record["session_id"]: ledger_time(record)

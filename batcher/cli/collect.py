@@ -10,15 +10,13 @@ usage, a bad manifest, credentials refused; 3 another collect holds the results 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batcher.cli.options import (
-    ENDPOINT_ENV,
-    RATE_STORE_ENV,
     add_account_options,
     add_ledger,
+    add_manifests,
     add_output_options,
     parse_duration,
 )
@@ -27,16 +25,16 @@ from batcher.exceptions import UsageError
 if TYPE_CHECKING:
     from batcher.cli.collect_run import CollectRunOptions
     from batcher.exceptions import BatcherError
-    from batcher.results.collector import CollectJob
 
 DEFAULT_TIMEOUT_TEXT = "1h"
+TOO_MANY_MANIFESTS = ("--ledger and --out name one manifest's, but several manifests were given: "
+                      "leave them out (each gets its own beside it)")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     collect = commands.add_parser(
         "collect", help="poll the submitted tasks, download their images, write the gallery")
-    collect.add_argument("manifests", nargs="+", type=Path, metavar="MANIFEST",
-                         help="YAML or CSV manifest(s), or a directory of them")
+    add_manifests(collect)
     add_ledger(collect, "submit ledger (default: <manifest stem>.ledger.jsonl beside it)")
     collect.add_argument("--out", type=Path, metavar="DIR",
                          help="where images, results.csv and index.html go "
@@ -78,29 +76,21 @@ def record_failure(args: argparse.Namespace, error: BatcherError) -> None:
 
 def _options(args: argparse.Namespace) -> CollectRunOptions:
     from batcher.cli.collect_run import CollectRunOptions
-    from batcher.cli.submit import parse_endpoints, split_endpoints
-    from batcher.results.collector import CollectSettings
-    from batcher.run.rate_stores import default_store_url
-    from batcher.wire.client import ClientSettings
-    from batcher.wire.credentials import CredentialSources, find_credentials
+    from batcher.cli.resolve import load_manifests, resolve_account
+    from batcher.results.collector import CollectJob, CollectSettings
 
     if args.poll_rate is not None and args.poll_rate < 0:
         raise UsageError("--poll-rate must be positive (it can only lower the API's caps)")
-    credentials = find_credentials(
-        CredentialSources.standard(os.environ, Path.home(), args.profile))
-    jobs = load_jobs(args.manifests, args.ledger, args.out)
-    endpoint, endpoints = parse_endpoints(
-        args.endpoint or split_endpoints(os.environ.get(ENDPOINT_ENV)))
-    store = args.rate_store or os.environ.get(RATE_STORE_ENV) or default_store_url(
-        os.environ, Path.home())
+    account = resolve_account(args)
+    jobs = [CollectJob(loaded.manifest, loaded.ledger, loaded.out) for loaded in
+            load_manifests(args.manifests, args.ledger, args.out, too_many=TOO_MANY_MANIFESTS)]
     return CollectRunOptions(
         jobs=jobs,
-        credentials=credentials,
-        client=ClientSettings(endpoint=endpoint, endpoints=endpoints, site=args.site,
-                              region=args.region),
+        credentials=account.credentials,
+        client=account.client,
         settings=CollectSettings(wait=args.wait, timeout=args.timeout,
                                  max_runtime=args.max_runtime, poll_rate=args.poll_rate),
-        rate_store=store,
+        rate_store=account.rate_store,
         store_timeout=args.store_timeout,
         progress="none" if args.quiet else args.progress,
         metrics_file=args.metrics_file,
@@ -108,26 +98,3 @@ def _options(args: argparse.Namespace) -> CollectRunOptions:
         quiet=args.quiet,
         log_summary=args.log_file is not None,
     )
-
-
-def load_jobs(paths: list[Path], ledger: Path | None, out: Path | None) -> list[CollectJob]:
-    """Each manifest's structure read, with its submit ledger and its output directory."""
-    from batcher.cli.options import default_ledger_path
-    from batcher.manifest import load_manifest
-    from batcher.manifest.discover import expand_manifest_paths
-    from batcher.results.collector import CollectJob
-
-    files = expand_manifest_paths(paths)
-    if len(files) > 1 and (ledger is not None or out is not None):
-        raise UsageError("--ledger and --out name one manifest's, but several manifests were "
-                         "given: leave them out (each gets its own beside it)")
-    return [
-        CollectJob(load_manifest(path), ledger or default_ledger_path(path),
-                   out or default_out_dir(path))
-        for path in files
-    ]
-
-
-def default_out_dir(manifest: Path) -> Path:
-    """`<manifest stem>.results/` beside the manifest (SPEC §9)."""
-    return manifest.with_name(f"{manifest.stem}.results")

@@ -22,7 +22,6 @@ from batcher.cli.collect_report import (
     summary_dict,
     write_metrics,
 )
-from batcher.cli.submit_run import rate_scope
 from batcher.results.collector import (
     CollectJob,
     CollectObserver,
@@ -33,6 +32,7 @@ from batcher.results.collector import (
 from batcher.results.rows import ResultState
 from batcher.run.eventloop import run as run_event_loop
 from batcher.run.limiter import RateLimiter
+from batcher.run.rate_scope import rate_scope
 from batcher.run.rate_stores import open_store
 from batcher.wire.client import AigcClient, ClientSettings
 from batcher.wire.credentials import Credentials, CredentialsProvider, StaticCredentials

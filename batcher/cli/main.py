@@ -7,8 +7,8 @@ typed settings objects. Each command lives in a module of its own (`submit`, `co
 runs, so `batcher --help` imports neither aiohttp nor pydantic; a command given by name imports
 only its own module's options (`build_parser(only=...)`). Every user mistake is a
 `batcher.exceptions.BatcherError`: caught here once, printed as one line, exit with its code;
-a command that writes a log or metrics file (`submit`) records the error there too, through the
-`on_error` it sets, so cron sees a bad manifest, missing credentials or a held lock.
+a command that writes a log or metrics file (`submit`, `collect`) records the error there too,
+through the `on_error` it sets, so cron sees a bad manifest, missing credentials or a held lock.
 """
 
 from __future__ import annotations

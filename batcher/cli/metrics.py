@@ -15,9 +15,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from batcher.cli.report import NOT_SENT, summarize_job
 from batcher.run.pipeline import Job, Result
 from batcher.run.resume import Decision
+from batcher.run.summary import NOT_SENT, summarize_job
 from batcher.state.atomic import replace_text
 
 _LAST_SUCCESS = "batcher_last_success_timestamp_seconds"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from batcher.api.services import DEFAULT_RATE, DEFAULT_SITE, SITES
@@ -40,6 +41,13 @@ def parse_duration(text: str) -> float:
             f"{text!r} is not a duration: use a number with s, m, h or d (e.g. 50m)"
         )
     return float(match[1]) * _UNIT_SECONDS[match[2] or "s"]
+
+
+def add_manifests(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """The MANIFEST positional argument (`args.manifests`): one or more (none, if not
+    `required`: `status --ledger PATH`)."""
+    parser.add_argument("manifests", nargs="+" if required else "*", type=Path,
+                        metavar="MANIFEST", help="YAML or CSV manifest(s), or a directory of them")
 
 
 def add_ledger(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -102,3 +110,37 @@ def add_output_options(parser: argparse.ArgumentParser, metrics_help: str) -> No
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--log-file", type=Path, help="write log lines here instead of stderr")
     parser.add_argument("--metrics-file", type=Path, metavar="PATH", help=metrics_help)
+
+
+def split_endpoints(value: str | None) -> list[str]:
+    """`BATCHER_ENDPOINT`: one URL, or `vod=URL,mps=URL`."""
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def parse_endpoints(values: Sequence[str]) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """`--endpoint` values → (the URL for every service, (service, URL) pairs), each checked.
+
+    >>> parse_endpoints(["http://127.0.0.1:1", "mps=http://127.0.0.1:2"])
+    ('http://127.0.0.1:1', (('mps', 'http://127.0.0.1:2'),))
+    """
+    from batcher.api.services import SERVICES
+    from batcher.exceptions import UsageError
+    from batcher.wire.client import check_endpoint  # late: the parser stays light
+
+    shared: str | None = None
+    own: dict[str, str] = {}
+    for value in values:
+        name, separator, url = value.partition("=")
+        if not separator or "://" in name:
+            if shared is not None:
+                raise UsageError("--endpoint URL is given twice: give one URL for every "
+                                 "service, or vod=URL and mps=URL")
+            shared = check_endpoint(value)
+        elif name in SERVICES:
+            if name in own:
+                raise UsageError(f"--endpoint {name}=URL is given twice: give it once")
+            own[name] = check_endpoint(url)
+        else:
+            raise UsageError(f"--endpoint {name}=...: unknown service {name!r}: use "
+                             f"{' or '.join(f'{s}=URL' for s in SERVICES)}, or a URL alone")
+    return shared, tuple(sorted(own.items()))

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batcher.cli.options import add_json, add_ledger, add_rate, add_resume_rules
+from batcher.cli.options import add_json, add_ledger, add_manifests, add_rate, add_resume_rules
 from batcher.exceptions import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -19,8 +18,7 @@ if TYPE_CHECKING:
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     plan = commands.add_parser("plan", help="expand and validate a manifest; send nothing")
-    plan.add_argument("manifests", nargs="+", type=Path, metavar="MANIFEST",
-                      help="YAML or CSV manifest(s), or a directory of them")
+    add_manifests(plan)
     add_ledger(plan, "ledger to compare with (default beside each manifest)")
     add_rate(plan, "rate used for the time estimate (default %(default)s)")
     add_resume_rules(plan)

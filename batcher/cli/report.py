@@ -1,8 +1,9 @@
-"""What the commands print: the submit summary, the plan table and the status report.
+"""What `submit` and `plan` print: the submit summary and the plan table, and `dumps`.
 
 Each report is a plain data object first (so `--json` prints exactly what the text shows) and a
-text rendering second. Counts come from the pipeline's jobs, `batcher.run.resume` plans and ledger
-replays; nothing here reads files or talks to the network.
+text rendering second: the submit summary renders `batcher.run.summary.JobSummary`, the plan
+table `batcher.run.resume` plans. The status report is `status_report`'s, collect's summary
+`collect_report`'s. Nothing here reads files or talks to the network.
 """
 
 from __future__ import annotations
@@ -11,73 +12,10 @@ import json
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from batcher.run.resume import Decision, ServicePlan
-
-if TYPE_CHECKING:
-    from batcher.run.pipeline import Job
-
-SUMMARY_COLUMNS = (
-    "done_before",
-    "submitted",
-    "duplicate",
-    "failed",
-    "in_doubt",
-    "held_failed",
-    "held_in_doubt",
-    "not_sent",
-)
-NOT_DONE_COLUMNS = ("failed", "in_doubt", "held_failed", "held_in_doubt", "not_sent")
-NOT_SENT = "not_sent"
-"""The one word for tasks not sent yet, in `plan`, `submit`, `status`, the metrics and README."""
-
-
-@dataclass(frozen=True, slots=True)
-class JobSummary:
-    """One manifest's tasks after a run, per service and per way they ended."""
-
-    manifest: str
-    ledger: str
-    services: Mapping[str, Mapping[str, int]]
-
-    @property
-    def left(self) -> int:
-        return sum(counts[NOT_SENT] for counts in self.services.values())
-
-    @property
-    def not_done(self) -> int:
-        return sum(
-            counts[column] for counts in self.services.values() for column in NOT_DONE_COLUMNS
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "manifest": self.manifest,
-            "ledger": self.ledger,
-            "services": {name: dict(counts) for name, counts in self.services.items()},
-        }
-
-
-def summarize_job(job: Job) -> JobSummary:
-    # Late: the pipeline brings aiohttp, which `plan` and `status` (users of this module) never
-    # need.
-    from batcher.run.pipeline import Result
-
-    services: dict[str, dict[str, int]] = {}
-    names = {s for s, _ in job.results} | {s for s, _ in job.held} | set(job.left)
-    for service in sorted(names):
-        services[service] = {
-            "done_before": job.held[(service, Decision.DONE)],
-            "submitted": job.results[(service, Result.SUBMITTED)],
-            "duplicate": job.results[(service, Result.DUPLICATE)],
-            "failed": job.results[(service, Result.FAILED)],
-            "in_doubt": job.results[(service, Result.IN_DOUBT)],
-            "held_failed": job.held[(service, Decision.HOLD_FAILED)],
-            "held_in_doubt": job.held[(service, Decision.HOLD_IN_DOUBT)],
-            NOT_SENT: job.left[service],
-        }
-    return JobSummary(job.name, str(job.ledger.path), services)
+from batcher.run.resume import ServicePlan
+from batcher.run.summary import NOT_SENT, SUMMARY_COLUMNS, JobSummary
 
 
 def render_summary(

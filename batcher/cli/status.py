@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batcher.cli.options import add_json, add_ledger
+from batcher.cli.options import add_json, add_ledger, add_manifests
 from batcher.exceptions import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -17,8 +17,7 @@ if TYPE_CHECKING:
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status = commands.add_parser("status", help="tasks per state, failures by error code")
-    status.add_argument("manifests", nargs="*", type=Path, metavar="MANIFEST",
-                        help="YAML or CSV manifest(s), or a directory of them")
+    add_manifests(status, required=False)
     add_ledger(status, "ledger to read (default: beside the manifest)")
     add_json(status, "the report as one JSON object")
     status.add_argument("--tasks", action="store_true",

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batcher.cli.report import NOT_SENT, render_table
+from batcher.cli.report import render_table
 from batcher.manifest import Manifest
+from batcher.run.summary import NOT_SENT
 from batcher.state.events import FailureGroup, TaskState
 from batcher.state.replay import replay
 from batcher.state.results_ledger import replay_results, results_ledger_path

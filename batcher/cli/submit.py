@@ -1,36 +1,32 @@
-"""The `batcher submit` command: its options, and the settings it hands to `submit_run`."""
+"""The `batcher submit` command: its options, the settings it hands to `batcher.run.submission`,
+and the summary it prints of the result."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from batcher.api.services import DEFAULT_RATE
 from batcher.cli.options import (
-    ENDPOINT_ENV,
-    RATE_STORE_ENV,
     add_account_options,
     add_ledger,
+    add_manifests,
     add_output_options,
     add_rate,
     add_resume_rules,
-    default_ledger_path,
     parse_duration,
 )
 from batcher.exceptions import BatcherError, UsageError
 from batcher.run.retry import RetryPolicy
 
-if TYPE_CHECKING:
-    from batcher.cli.submit_run import ManifestRun
+TOO_MANY_MANIFESTS = ("--ledger names one ledger, but several manifests were given: leave it out "
+                      "(each manifest gets <stem>.ledger.jsonl beside it)")
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     submit = commands.add_parser("submit", help="submit every task that is not done yet")
-    submit.add_argument("manifests", nargs="+", type=Path, metavar="MANIFEST",
-                        help="YAML or CSV manifest(s), or a directory of them")
+    add_manifests(submit)
     add_ledger(submit, "ledger file (default: <manifest stem>.ledger.jsonl beside it)")
     add_account_options(submit)
     add_rate(submit, "requests per second per service (default %(default)s, the API's cap; the "
@@ -54,14 +50,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     from batcher.cli.logs import LOGGER_NAME, configure_logging
     from batcher.cli.report import account_fix, dumps, render_summary, render_summary_line
-    from batcher.cli.submit_run import SubmitOptions, run_submit
+    from batcher.cli.resolve import load_manifests, resolve_account
+    from batcher.cli.submit_watch import CliWatcher
     from batcher.run.eventloop import run as run_event_loop
     from batcher.run.pipeline import RunSettings
-    from batcher.run.rate_stores import default_store_url
     from batcher.run.resume import ResumeRules
+    from batcher.run.submission import ManifestRun, SubmitOptions, run_submit
     from batcher.state.regeneration import RegenerationRules
-    from batcher.wire.client import ClientSettings
-    from batcher.wire.credentials import CredentialSources, find_credentials
 
     configure_logging(log_format=args.log_format, log_file=args.log_file, quiet=args.quiet)
     if args.rate < 0:
@@ -69,17 +64,13 @@ def run(args: argparse.Namespace) -> int:
     warn_about_rate(args.rate)
     if args.max_attempts < 1:
         raise UsageError("--max-attempts must be at least 1")
-    credentials = find_credentials(
-        CredentialSources.standard(os.environ, Path.home(), args.profile))
-    manifests = load_runs(args.manifests, args.ledger)  # validated by run_submit, under locks
-    endpoint, endpoints = parse_endpoints(
-        args.endpoint or split_endpoints(os.environ.get(ENDPOINT_ENV)))
-    rate_store = (args.rate_store or os.environ.get(RATE_STORE_ENV)
-                  or default_store_url(os.environ, Path.home()))
+    account = resolve_account(args)
+    # Validated by run_submit, under the ledgers' locks.
+    manifests = [ManifestRun(loaded.manifest, loaded.ledger) for loaded in
+                 load_manifests(args.manifests, args.ledger, too_many=TOO_MANY_MANIFESTS)]
     options = SubmitOptions(
         manifests=manifests,
-        client=ClientSettings(endpoint=endpoint, endpoints=endpoints, site=args.site,
-                              region=args.region),
+        client=account.client,
         run=RunSettings(
             rate=args.rate,
             retry=RetryPolicy(max_attempts=args.max_attempts),
@@ -88,13 +79,12 @@ def run(args: argparse.Namespace) -> int:
             max_runtime=args.max_runtime,
             store_timeout=args.store_timeout,
         ),
-        rate_store=rate_store,
-        progress="none" if args.quiet else args.progress,
-        metrics_file=args.metrics_file,
+        rate_store=account.rate_store,
         regeneration=RegenerationRules(retryable=args.regenerate,
                                        everything=args.regenerate_all),
     )
-    result = run_event_loop(run_submit(options, credentials))
+    watcher = CliWatcher("none" if args.quiet else args.progress, metrics_file=args.metrics_file)
+    result = run_event_loop(run_submit(options, account.credentials, watcher))
     summary = (result.summaries, result.exit_code, result.stop_detail, result.account_error)
     if args.log_file is not None:  # cron reads the log: the summary goes there, --quiet or not
         logging.getLogger(LOGGER_NAME).info("%s", render_summary_line(*summary))
@@ -142,50 +132,3 @@ def _manifest_names(paths: Sequence[Path]) -> list[str]:
         return [str(path) for path in expand_manifest_paths(paths)]
     except (BatcherError, OSError):
         return [str(path) for path in paths]
-
-
-def split_endpoints(value: str | None) -> list[str]:
-    """`BATCHER_ENDPOINT`: one URL, or `vod=URL,mps=URL`."""
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
-
-
-def parse_endpoints(values: Sequence[str]) -> tuple[str | None, tuple[tuple[str, str], ...]]:
-    """`--endpoint` values → (the URL for every service, (service, URL) pairs), each checked.
-
-    >>> parse_endpoints(["http://127.0.0.1:1", "mps=http://127.0.0.1:2"])
-    ('http://127.0.0.1:1', (('mps', 'http://127.0.0.1:2'),))
-    """
-    from batcher.api.services import SERVICES
-    from batcher.wire.client import check_endpoint
-
-    shared: str | None = None
-    own: dict[str, str] = {}
-    for value in values:
-        name, separator, url = value.partition("=")
-        if not separator or "://" in name:
-            if shared is not None:
-                raise UsageError("--endpoint URL is given twice: give one URL for every "
-                                 "service, or vod=URL and mps=URL")
-            shared = check_endpoint(value)
-        elif name in SERVICES:
-            if name in own:
-                raise UsageError(f"--endpoint {name}=URL is given twice: give it once")
-            own[name] = check_endpoint(url)
-        else:
-            raise UsageError(f"--endpoint {name}=...: unknown service {name!r}: use "
-                             f"{' or '.join(f'{s}=URL' for s in SERVICES)}, or a URL alone")
-    return shared, tuple(sorted(own.items()))
-
-
-def load_runs(paths: Sequence[Path], ledger: Path | None) -> list[ManifestRun]:
-    """Every manifest's structure read (its tasks are validated later, in one pass)."""
-    from batcher.cli.submit_run import ManifestRun
-    from batcher.manifest import load_manifest
-    from batcher.manifest.discover import expand_manifest_paths
-
-    files = expand_manifest_paths(paths)
-    if ledger is not None and len(files) > 1:
-        raise UsageError("--ledger names one ledger, but several manifests were given: "
-                         "leave it out (each manifest gets <stem>.ledger.jsonl beside it)")
-    return [ManifestRun(load_manifest(path), ledger or default_ledger_path(path))
-            for path in files]

@@ -1,7 +1,9 @@
-"""Run: the asyncio pipeline that sends tasks at the rate cap and settles every outcome.
+"""Run: a submit run from start to end, and the asyncio pipeline that sends its tasks.
 
-Owns SPEC §5: the per-service lanes and workers (`pipeline`), the slot grid of the rate cap
-(`limiter`), back-off and retry budgets (`retry`), what a resumed run sends (`resume`), and the
-event loop (`eventloop`). May import: `batcher.state`, `batcher.manifest`, `batcher.wire`,
-`batcher.api` and `batcher.exceptions`.
+Owns (docs/architecture.md) the whole submit sequence (`submission`: lock, replay, plan, run,
+completion records) and how it ended (`outcome`: the exit code; `summary`: counts per manifest
+and service), the per-service lanes and workers (`pipeline`), the slot grid of the rate cap
+(`limiter`) and whose caps it counts against (`rate_scope`), back-off and retry budgets
+(`retry`), what a resumed run sends (`resume`), and the event loop (`eventloop`). May import:
+`batcher.state`, `batcher.manifest`, `batcher.wire`, `batcher.api` and `batcher.exceptions`.
 """

@@ -1,6 +1,11 @@
-"""The `submit` command from start to end: lock, replay, validate, run, summarise, exit code.
+"""A submit run from start to end: lock, replay, plan, run, judge, completion records.
 
-Order matters and is the contract. Credentials are found first (the CLI does it: cheap, and a
+`run_submit(options, credentials, watcher)` is the whole sequence, the same for the CLI and the
+Python API; the face only builds `SubmitOptions` and reports the `SubmitResult`
+(`batcher.run.outcome`). What the face shows meanwhile (progress, a metrics file) it passes in as
+a `SubmitWatcher`, so nothing here knows a terminal or a file format.
+
+Order matters and is the contract. Credentials are found first (the face does it: cheap, and a
 user without them learns at once). Then each ledger is locked (a held one exits 3 at once, not
 after validating a million rows: that is the overlapping cron run) and replayed, and each
 manifest is validated in ONE pass that also keys every task and decides, against the ledger,
@@ -14,20 +19,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from batcher.cli.metrics import RunMetrics
-from batcher.cli.progress import BarProgress, LineProgress, ObserverGroup
-from batcher.cli.report import JobSummary, summarize_job
-from batcher.exceptions import ExitCode, ManifestError
+from batcher.exceptions import ManifestError
 from batcher.manifest import Manifest
-from batcher.run.pipeline import Job, Pipeline, RunObserver, RunResult, RunSettings, StopReason
+from batcher.run.outcome import SubmitResult, judge_run
+from batcher.run.pipeline import Job, Pipeline, RunObserver, RunResult, RunSettings
+from batcher.run.rate_scope import rate_scope
 from batcher.run.rate_stores import open_store
 from batcher.run.resume import Decision, ServicePlan, plan_manifest
+from batcher.run.summary import JobSummary
 from batcher.state.completion import (
     completed_tasks,
     manifest_digest,
@@ -52,36 +57,72 @@ class ManifestRun:
 
 @dataclass(frozen=True, slots=True)
 class SubmitOptions:
+    """Everything a submit run is configured with; built once by the face."""
+
     manifests: Sequence[ManifestRun]
     client: ClientSettings
     run: RunSettings
     rate_store: str
     """The `--rate-store` URL (`batcher.run.rate_stores.open_store`)."""
-    progress: str = "auto"
-    """`bar`, `lines`, `none`, or `auto` (a bar on a terminal, lines otherwise)."""
-    progress_interval: float = 10.0
-    metrics_file: Path | None = None
-    metrics_interval: float = 15.0
     regeneration: RegenerationRules = field(default_factory=RegenerationRules)
     """`--regenerate` / `--regenerate-all`: resend the tasks whose generation failed."""
 
 
-@dataclass(frozen=True, slots=True)
-class SubmitResult:
-    summaries: list[JobSummary]
-    exit_code: ExitCode
-    stop_detail: str
-    account_error: bool = False
-    """Stopped by an error that fails every task of the account (`stop_detail`: CODE: message)."""
+class SubmitWatcher(Protocol):
+    """What the face watches a submit run with (progress displays, a metrics file)."""
+
+    def started(self, jobs: Sequence[Job]) -> RunObserver:
+        """Every manifest is valid and planned: the pipeline's observer for these jobs."""
+        ...
+
+    async def watch(self) -> None:
+        """Runs beside the pipeline and is cancelled when it ends (a periodic metrics file)."""
+        ...
+
+    def stopped(self) -> None:
+        """The pipeline ended, however it did (the ledgers are still locked)."""
+        ...
+
+    def finished(self, result: SubmitResult) -> None:
+        """The run is judged, its completion records written and every lock released."""
+        ...
+
+
+class _Unwatched:
+    """No progress, no metrics: the Python API's default."""
+
+    def started(self, jobs: Sequence[Job]) -> RunObserver:
+        return self
+
+    async def watch(self) -> None:
+        return None
+
+    def stopped(self) -> None:
+        return None
+
+    def finished(self, result: SubmitResult) -> None:
+        return None
+
+    def task_settled(self, job: Job, service: str, result: object) -> None:
+        return None
+
+    def tasks_skipped(self, job: Job, service: str, decision: Decision, count: int) -> None:
+        return None
+
+    def request_answered(self, job: Job, service: str, code: str) -> None:
+        return None
 
 
 async def run_submit(
-    options: SubmitOptions, credentials: Credentials | CredentialsProvider
+    options: SubmitOptions,
+    credentials: Credentials | CredentialsProvider,
+    watcher: SubmitWatcher | None = None,
 ) -> SubmitResult:
     """Lock, replay and plan each manifest, run the pipeline, close the ledgers, judge the run.
 
     CredentialsError (no CVM role either), ManifestError (exit 2) or LedgerLocked (exit 3)
     before anything is sent."""
+    watcher = watcher if watcher is not None else _Unwatched()
     if isinstance(credentials, Credentials):
         credentials = StaticCredentials(credentials)
     found = await credentials.current()  # the CVM role's first fetch: no role, no run
@@ -101,21 +142,17 @@ async def run_submit(
             _remove_if_empty(new_ledgers)
             raise
         jobs = [job for job, _, _ in planned]
-        metrics = RunMetrics(options.metrics_file, jobs) if options.metrics_file else None
-        observer, closers = _observers(options, jobs, metrics)
+        observer = watcher.started(jobs)
         try:
             async with AigcClient(credentials, options.client) as client:
                 scope = rate_scope(await credentials.current())
                 pipeline = Pipeline(client, jobs, options.run, observer, store, scope=scope)
-                result = await _run_with_metrics(pipeline, metrics, options.metrics_interval)
+                result = await _run_watched(pipeline, watcher)
         finally:
-            for close in closers:
-                close()
-        judged = _judge(result)
+            watcher.stopped()
+        judged = judge_run(result)
         _record_completions(planned, judged.summaries)  # every line is written; still locked
-    if metrics is not None:
-        metrics.finish(judged.exit_code)
-        metrics.write()
+    watcher.finished(judged)
     return judged
 
 
@@ -171,77 +208,12 @@ def _remove_if_empty(ledgers: Sequence[Path]) -> None:
                 ledger.unlink()
 
 
-async def _run_with_metrics(
-    pipeline: Pipeline, metrics: RunMetrics | None, interval: float
-) -> RunResult:
-    """Run the pipeline; meanwhile rewrite the metrics file every `interval` seconds."""
-    if metrics is None:
-        return await pipeline.run()
-
-    async def keep_writing() -> None:
-        while True:
-            metrics.write()
-            await asyncio.sleep(interval)
-
-    writer = asyncio.create_task(keep_writing())
+async def _run_watched(pipeline: Pipeline, watcher: SubmitWatcher) -> RunResult:
+    """Run the pipeline; meanwhile the watcher's `watch` runs beside it."""
+    watching = asyncio.create_task(watcher.watch())
     try:
         return await pipeline.run()
     finally:
-        writer.cancel()
+        watching.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await writer
-
-
-def _observers(
-    options: SubmitOptions, jobs: list[Job], metrics: RunMetrics | None
-) -> tuple[RunObserver, list[Callable[[], None]]]:
-    mode = options.progress
-    if mode == "auto":
-        mode = "bar" if sys.stderr.isatty() else "lines"
-    observers: list[RunObserver] = [metrics] if metrics is not None else []
-    closers: list[Callable[[], None]] = []
-    if mode in ("bar", "lines"):
-        totals = Counter[str]()
-        for job in jobs:
-            totals.update(job.tasks_per_service)
-        progress: BarProgress | LineProgress = (
-            BarProgress(totals)
-            if mode == "bar"
-            else LineProgress(totals, interval=options.progress_interval)
-        )
-        observers.append(progress)
-        closers.append(progress.close)
-    return ObserverGroup(observers), closers
-
-
-def rate_scope(credentials: Credentials) -> str:
-    """What scopes the rate store's keys: the account's SecretId (hashed by the store). A CVM
-    role's temporary SecretId changes at every refresh and differs between hosts, so its
-    runs are scoped by the role's name instead: the hosts that share a role share its cap."""
-    if credentials.source.startswith("CVM role "):
-        return credentials.source
-    return credentials.secret_id
-
-
-_NOTHING_LOST_STOPS = frozenset({StopReason.STORE_UNREACHABLE, StopReason.ENDPOINT_UNREACHABLE})
-
-
-def _judge(result: RunResult) -> SubmitResult:
-    summaries = [summarize_job(job) for job in result.jobs]
-    stop = result.stop
-    detail = stop.detail if stop else ""
-    if stop is not None and stop.reason is StopReason.RUN_STOPPING_ERROR:
-        return SubmitResult(summaries, ExitCode.USAGE, detail, account_error=True)
-    if stop is not None and stop.reason is StopReason.SIGINT:
-        return SubmitResult(summaries, ExitCode.SIGINT, detail)
-    if stop is not None and stop.reason is StopReason.SIGTERM:
-        return SubmitResult(summaries, ExitCode.SIGTERM, detail)
-    left = sum(summary.left for summary in summaries)
-    if stop is not None and stop.reason in _NOTHING_LOST_STOPS:
-        # Stopped from outside the tasks (a store or an endpoint that is down): run again.
-        return SubmitResult(summaries, ExitCode.TIME_LIMIT, detail)
-    if stop is not None and stop.reason is StopReason.MAX_RUNTIME and left:
-        return SubmitResult(summaries, ExitCode.TIME_LIMIT, detail)
-    not_done = sum(summary.not_done for summary in summaries)
-    return SubmitResult(summaries, ExitCode.TASKS_NOT_DONE if not_done else ExitCode.OK, detail)
-
+            await watching
