@@ -86,11 +86,9 @@ def _options(args: argparse.Namespace) -> CollectRunOptions:
             load_manifests(args.manifests, args.ledger, args.out, too_many=TOO_MANY_MANIFESTS)]
     return CollectRunOptions(
         jobs=jobs,
-        credentials=account.credentials,
-        client=account.client,
+        account=account,
         settings=CollectSettings(wait=args.wait, timeout=args.timeout,
                                  max_runtime=args.max_runtime, poll_rate=args.poll_rate),
-        rate_store=account.rate_store,
         store_timeout=args.store_timeout,
         progress="none" if args.quiet else args.progress,
         metrics_file=args.metrics_file,

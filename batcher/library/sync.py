@@ -10,15 +10,28 @@ thread waits for it. Either way the caller gets the value or the exception, unch
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 from batcher.run.eventloop import run as run_on_new_loop
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
-__all__ = ["run_sync"]
+__all__ = ["run_sync", "synchronous"]
+
+
+def synchronous(function: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """The plain-code twin of an `async def` library call: same arguments, same result."""
+
+    @functools.wraps(function)
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        return run_sync(function(*args, **kwargs))
+
+    call.__name__ = call.__qualname__ = function.__name__.removesuffix("_async")
+    return call
 
 
 def run_sync(main: Coroutine[Any, Any, T]) -> T:

@@ -46,7 +46,7 @@ class Emulator:
     else the emulator can do is reachable through `config=` (a `batcher.emulator.EmulatorConfig`).
     """
 
-    __slots__ = ("_config", "_loop", "_running", "_runner", "_thread", "_started", "_failure")
+    __slots__ = ("_config", "_failure", "_loop", "_runner", "_running", "_started", "_thread")
 
     def __init__(
         self,
@@ -123,7 +123,8 @@ class Emulator:
     def stats(self) -> dict[str, Any]:
         """What `GET /_emulator/stats` answers: requests, creations and tasks per service."""
         running = self._live()
-        return self._in_loop(lambda: running.stats(include_sessions=False))
+        stats: dict[str, Any] = self._in_loop(lambda: running.stats(include_sessions=False))
+        return stats
 
     def created(self, service: str) -> int:
         """How many tasks `service` (`vod` or `mps`) has created so far."""
