@@ -34,6 +34,7 @@ import base64
 import hashlib
 import json
 import re
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -168,7 +169,7 @@ class _Gallery:
     def __init__(self, out_dir: Path, title: str, page_size: int) -> None:
         self._out_dir = out_dir
         self._size = page_size
-        self._pages = _PageFiles(out_dir / PAGES_DIR, title, page_size)
+        self._pages = _PageFiles(out_dir / PAGES_DIR, title)
         self._card = self._pages.template("card.html.j2")
         self._every = _Series(_series_name(ALL_SERIES), self._pages, page_size)
         self._by_state: dict[ResultState, _Series] = {}
@@ -180,12 +181,12 @@ class _Gallery:
         html = self._card.render(card=card, base="../")
         if len(self._first) < self._size:
             self._first.append(self._card.render(card=card, base=""))
-        self._every.add(html)
+        self._every.add(html, row.key)
         series = self._by_state.get(row.state)
         if series is None:
             series = _Series(_series_name(row.state), self._pages, self._size)
             self._by_state[row.state] = series
-        series.add(html)
+        series.add(html, row.key)
 
     def finish(self, updated: datetime | None) -> Path:
         every = [self._every, *self._by_state.values()]
@@ -218,21 +219,35 @@ class _Gallery:
 
 
 class _Series:
-    """The pages of one series as they are written: the open page's cards, and how many so far."""
+    """The pages of one series as they are written: the open page's cards, the sizes so far.
+
+    Every task's series is cut every `page_size` cards: no task ever leaves it, so its pages
+    never shift. A state's series changes as tasks come and go, and a cut every `page_size`
+    would shift every later page by one card; so its pages end after a card whose key's hash is
+    a multiple of `page_size` (a quarter to twice `page_size` cards a page, `page_size` on
+    average): a task joining or leaving a state changes the one page it is on.
+    """
 
     def __init__(self, name: _SeriesName, pages: _PageFiles, page_size: int) -> None:
         self.name = name
-        self._size = page_size
         self.count = 0
-        self.pages = 0
-        """Pages written so far."""
+        self.sizes: list[int] = []
+        """Cards on each page written so far (one small int a page, never a card)."""
         self._files = pages
+        self._size = page_size
+        self._fixed = name.name == ALL_SERIES
         self._open: list[str] = []
+        self._cut_after_last = False
 
-    def add(self, card: str) -> None:
-        if len(self._open) == self._size:
+    @property
+    def pages(self) -> int:
+        return len(self.sizes)
+
+    def add(self, card: str, key: str) -> None:
+        if self._open and self._page_ends():
             self._write_open(has_next=True)
         self._open.append(card)
+        self._cut_after_last = _is_cut(key, self._size)
         self.count += 1
 
     def close(self) -> None:
@@ -240,31 +255,44 @@ class _Series:
         if self._open:
             self._write_open(has_next=False)
 
+    def _page_ends(self) -> bool:
+        cards = len(self._open)
+        if self._fixed:
+            return cards >= self._size
+        return cards >= 2 * self._size or (cards >= max(1, self._size // 4)
+                                           and self._cut_after_last)
+
     def _write_open(self, *, has_next: bool) -> None:
         from markupsafe import Markup
 
-        self.pages += 1
-        number, first = self.pages, (self.pages - 1) * self._size + 1
+        number, first = self.pages + 1, self.count - len(self._open) + 1
         name = self.name.name
         self._files.write_page(
             _page_name(name, number),
             series=self.name,
             number=number,
-            first=first,
+            cards_on_page=len(self._open),
+            # A state's page shows no ordinals: they shift as tasks come and go.
+            first=first if self._fixed else 0,
             last=first + len(self._open) - 1,
             cards=[Markup(card) for card in self._open],
             pager=_pager(number, None, has_next, lambda n: _page_name(name, n),
                          _list_name(name)),
         )
+        self.sizes.append(len(self._open))
         self._open = []
+
+
+def _is_cut(key: str, page_size: int) -> bool:
+    """Whether a state's page ends after this task's card (the same answer on every run)."""
+    return zlib.crc32(key.encode("utf-8")) % page_size == 0
 
 
 class _PageFiles:
     """Renders the gallery's pages and writes each only if it changed."""
 
-    def __init__(self, directory: Path, title: str, page_size: int) -> None:
+    def __init__(self, directory: Path, title: str) -> None:
         self._directory = directory
-        self._size = page_size
         self._environment = _environment()
         style, script = _asset("gallery.css"), _asset("gallery.js")
         self._common = {"title": title, "style": style, "script": script,
@@ -284,15 +312,11 @@ class _PageFiles:
         self.write_if_changed(self._directory / name, self.render("page.html.j2", **values))
 
     def write_list(self, series: _Series) -> None:
-        name, pages, count, size = series.name.name, series.pages, series.count, self._size
-        listed = (
-            _ListedPage(n, _page_name(name, n), (n - 1) * size + 1, min(n * size, count))
-            for n in range(1, pages + 1)
-        )
+        name = series.name.name
         self.write_if_changed(
             self._directory / _list_name(name),
-            self.render("pages.html.j2", series=series.name, count=count, page_count=pages,
-                        pages=listed),
+            self.render("pages.html.j2", series=series.name, count=series.count,
+                        page_count=series.pages, pages=_listed(name, series.sizes)),
         )
 
     def write_if_changed(self, path: Path, text: str) -> bool:
@@ -317,6 +341,13 @@ class _PageFiles:
             number = match["number"]
             if (pages == 0) if number is None else (int(number) > pages):
                 path.unlink(missing_ok=True)
+
+
+def _listed(series: str, sizes: list[int]) -> Iterator[_ListedPage]:
+    last = 0
+    for number, size in enumerate(sizes, start=1):
+        yield _ListedPage(number, _page_name(series, number), last + 1, last + size)
+        last += size
 
 
 def _holds(path: Path, data: bytes) -> bool:
