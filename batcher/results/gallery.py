@@ -15,17 +15,21 @@ Layout, so that it opens at once whatever the batch's size:
 - `index.html`: the counts per state, the filters (links to each state's first page) and the
   first page of every task's cards, with a window of page links; small at a million tasks.
 - `pages/all-0001.html`, `pages/all-0002.html`...: every task, `PAGE_SIZE` cards a page, in
-  manifest order; `pages/<state>-0001.html`...: the same for one state. Each page links to its
-  previous and next, a window of its series' pages and its series' list of pages
+  manifest order; `pages/<state>-0001.html`...: the tasks of one state, in manifest order, a
+  quarter to twice `PAGE_SIZE` cards a page (see `_Series`). Each page links to its previous
+  and next, a window of its series' pages and its series' list of pages
   (`pages/<series>-pages.html`). A page holds nothing that depends on the rest of the batch (no
-  counts, no time), so a rerun over a finished batch finds it identical and leaves it alone.
+  counts, no time), so a rerun over a finished batch finds it identical and leaves it alone,
+  and a task that changed state changes three pages: its own in every task's series, the one
+  it left and the one it joined.
 
 The rows are one stream, read once: each row's card is rendered as it arrives and added to the
 open page of two series (every task's and its state's). A page is finished when its series'
 next card arrives (so it knows it has a next) or when the stream ends; a finished page is
 written, atomically, only if its bytes differ from the file on disk. `index.html` comes last,
 with the final counts, and pages left over from a series that shrank are removed. Memory holds
-one open page per series, never the batch.
+one open page per series, never the batch. If the rows fail midway, the pages already finished
+are the new ones and `index.html` is still the previous one, each file whole.
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ __all__ = ["ALL_SERIES", "GALLERY_HTML", "NO_IMAGE_TEXT", "PAGES_DIR", "PAGE_SIZ
 GALLERY_HTML = "index.html"
 PAGES_DIR = "pages"
 PAGE_SIZE = 200
-"""Cards per page: a page of 200 cards is a few hundred KB and opens at once."""
+"""Cards per page of every task (a state's pages: 50 to 400, 200 on average): a page of 200
+cards is a few hundred KB and opens at once."""
 ALL_SERIES = "all"
 """The series of every task (the others are named for their state)."""
 
