@@ -158,7 +158,7 @@ def write_gallery(
 
     Only pages whose content changed are rewritten; pages of a series that shrank are removed.
     `updated`, if given, is shown on `index.html` (when the collector last looked); `page_size`
-    is the number of cards a page holds.
+    is the number of cards on a page of every task (a state's pages: a quarter to twice that).
     """
     if page_size < 1:
         raise ValueError(f"page_size must be at least 1, not {page_size}")
