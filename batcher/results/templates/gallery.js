@@ -1,27 +1,13 @@
 "use strict";
-// The gallery's only script: a filter by state read from the address (#state=failed), so a
-// filtered view can be bookmarked and works from file://; and, for each image as it loads, its
-// size in data-size, or the class "missing" when it cannot be shown.
+// The gallery's only script. Filters are links to each state's pages; an old bookmark of the
+// one-page gallery (index.html#state=failed) is sent on to that state's first page. And, for
+// each image as it loads, its size in data-size, or the class "missing" when it cannot be shown.
 (function () {
-  function wanted() {
+  function followStateInAddress() {
     var match = /^#state=([a-z_]+)$/.exec(location.hash);
-    return match ? match[1] : "";
-  }
-  function applyFilter() {
-    var state = wanted(), cards = document.querySelectorAll(".card"), shown = 0;
-    for (var i = 0; i < cards.length; i++) {
-      var keep = !state || cards[i].dataset.state === state;
-      cards[i].hidden = !keep;
-      if (keep) shown++;
-    }
-    var links = document.querySelectorAll(".count");
-    for (var j = 0; j < links.length; j++) {
-      links[j].setAttribute("aria-current", String(links[j].dataset.filter === state));
-    }
-    var note = document.getElementById("shown");
-    if (note) note.textContent = state ? "showing " + shown + " " + state.replace(/_/g, " ") : "";
-    var none = document.getElementById("no-match");
-    if (none) none.hidden = shown > 0 || cards.length === 0;
+    if (!match) return;
+    var link = document.querySelector('.count[data-filter="' + match[1] + '"]');
+    if (link && link.getAttribute("href") !== "index.html") location.replace(link.href);
   }
   function imageEvent(event) {
     var image = event.target;
@@ -36,6 +22,6 @@
   // load and error do not bubble: listen while they travel down (capture) to every image.
   document.addEventListener("load", imageEvent, true);
   document.addEventListener("error", imageEvent, true);
-  document.addEventListener("DOMContentLoaded", applyFilter);
-  window.addEventListener("hashchange", applyFilter);
+  document.addEventListener("DOMContentLoaded", followStateInAddress);
+  window.addEventListener("hashchange", followStateInAddress);
 })();
