@@ -72,7 +72,7 @@ async def collect_async(
     counts: Counter[str] = Counter()
     for job in result.jobs:
         counts.update({str(state): n for state, n in job.counts.items() if n})
-    out_dirs = tuple(job.out_dir for job in result.jobs)
+    out_dirs = tuple(job.out_dir.absolute() for job in result.jobs)
     rows = Rows(tuple(out_dir / RESULTS_CSV for out_dir in out_dirs), sum(counts.values()))
     return CollectResult(exit_code=result.exit_code, counts=dict(counts), out_dirs=out_dirs,
                          stop_detail=result.stop_detail, rows=rows)
