@@ -109,9 +109,9 @@ async def _emulator_answers() -> dict[str, dict[str, Any]]:
         vod = await client.create_task(VOD, VOD_PARAMS)
         mps = await client.create_task(MPS, MPS_PARAMS)
         await asyncio.sleep(0.1)
+        vod_poll = {"TaskId": getattr(vod, "task_id", ""), "SubAppId": 251007502}
         answers = {
-            "vod": await client.call(VOD, VOD.poll_action,
-                                     {"TaskId": getattr(vod, "task_id", ""), "SubAppId": 251007502}),
+            "vod": await client.call(VOD, VOD.poll_action, vod_poll),
             "mps": await client.call(MPS, MPS.poll_action, {"TaskId": getattr(mps, "task_id", "")}),
         }
     assert all(isinstance(answer, Answer) for answer in answers.values()), answers

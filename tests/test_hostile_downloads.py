@@ -188,7 +188,8 @@ async def test_collect_makes_a_refused_download_that_task_s_error_not_still_gene
 async def test_max_image_bytes_refuses_then_a_run_without_it_downloads(tmp_path):
     manifest = write_manifest(tmp_path, vod=0, mps=1)
     async with running_emulator(emulator_settings(generation=FAST)) as emulator:
-        assert (await run_cli("submit", str(manifest), "--endpoint", emulator.url, "--quiet"))[0] == 0
+        sent = await run_cli("submit", str(manifest), "--endpoint", emulator.url, "--quiet")
+        assert sent[0] == 0, sent
         first = await collect(manifest, emulator.url, "--max-image-bytes", "1000")
         refused = csv_row(manifest)
         second = await collect(manifest, emulator.url)
