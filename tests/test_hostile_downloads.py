@@ -112,9 +112,18 @@ async def test_a_size_other_than_the_api_s_is_not_kept(tmp_path):
     assert nothing_on_disk(tmp_path)
 
 
-@pytest.mark.parametrize("timeout, idle", [(1.5, 30.0), (300.0, 0.5)], ids=["total", "idle"])
-async def test_a_one_byte_a_second_body_is_bounded_by_the_file_timeouts(tmp_path, timeout, idle):
-    policy = DownloadPolicy(max_attempts=1, timeout=timeout, idle_timeout=idle)
+async def test_a_one_byte_a_second_body_gets_one_time_bound_for_all_its_attempts(tmp_path):
+    policy = DownloadPolicy(max_attempts=5, base_delay=0.01, timeout=1.5)
+    async with hostile_server() as server:
+        with pytest.raises(DownloadFailed) as failed:
+            await fetch(server, "slow.png", tmp_path, policy=policy)
+    assert "Timeout" in str(failed.value)
+    assert server.gets == ["slow.png"], "the file's time was spent: not four more attempts"
+    assert nothing_on_disk(tmp_path)
+
+
+async def test_a_body_that_stops_arriving_hits_the_idle_timeout(tmp_path):
+    policy = DownloadPolicy(max_attempts=1, idle_timeout=0.5)
     async with hostile_server() as server:
         with pytest.raises(DownloadFailed) as failed:
             await fetch(server, "slow.png", tmp_path, policy=policy)

@@ -59,7 +59,8 @@ class DownloadPolicy:
     base_delay: float = 0.5
     max_delay: float = 15.0
     timeout: float = 300.0
-    """Seconds for one whole file (connect included), per attempt."""
+    """Seconds for one whole file, every attempt and back-off together (a 1 byte/s body holds
+    a run no longer than this)."""
     idle_timeout: float = 30.0
     """Seconds a download may go without receiving a byte."""
     max_bytes: int = 64 << 20
@@ -155,14 +156,18 @@ async def fetch_file(
         raise DownloadRefused(TOO_LARGE, f"{printable(url)}: the API says {expected_size} bytes, "
                               f"over --max-image-bytes {policy.max_bytes}")
     delay = policy.base_delay
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + policy.timeout
     for attempt in range(1, policy.max_attempts + 1):
         try:
             size, digest = await _fetch_once(session, url, target, expected_size, policy,
-                                             normalized_type(announced))
+                                             normalized_type(announced), deadline - loop.time())
         except _Retryable as error:
-            if attempt == policy.max_attempts:
-                raise DownloadFailed(f"{printable(url)}: {error}") from None
-            await asyncio.sleep(delay * (0.5 + random.random()))  # jitter: not a secret
+            pause = delay * (0.5 + random.random())  # jitter: not a secret
+            if attempt == policy.max_attempts or loop.time() + pause >= deadline:
+                raise DownloadFailed(f"{printable(url)}: {error} (attempt {attempt}, "
+                                     f"{policy.timeout:g} s per file)") from None
+            await asyncio.sleep(pause)
             delay = min(policy.max_delay, delay * 2)
             continue
         return DownloadedFile(target.relative_to(out_dir).as_posix(), size, digest)
@@ -176,10 +181,12 @@ async def _fetch_once(
     expected_size: int,
     policy: DownloadPolicy,
     announced: str,
+    time_left: float,
 ) -> tuple[int, str]:
     part = target.with_name(target.name + PART_SUFFIX)
     try:
-        timeout = aiohttp.ClientTimeout(total=policy.timeout, sock_read=policy.idle_timeout)
+        timeout = aiohttp.ClientTimeout(total=max(time_left, 0.001),
+                                        sock_read=policy.idle_timeout)
         async with session.get(url, timeout=timeout) as response:
             if response.history:  # redirected: where it ended must pass the same check
                 check_url(str(response.url))
