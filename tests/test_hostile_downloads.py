@@ -194,6 +194,23 @@ async def test_collect_makes_a_refused_download_that_task_s_error_not_still_gene
     assert last_result_event(manifest) == "generated", "a later run may try again"
 
 
+async def test_an_html_page_an_older_run_saved_as_png_is_fetched_again(tmp_path):
+    manifest = write_manifest(tmp_path, vod=0, mps=1)
+    async with running_emulator(emulator_settings(generation=FAST)) as emulator:
+        sent = await run_cli("submit", str(manifest), "--endpoint", emulator.url, "--quiet")
+        assert sent[0] == 0, sent
+        assert (await collect(manifest, emulator.url, "--wait"))[0] == 0
+        [saved] = manifest.with_name(f"{manifest.stem}.results").glob("*.png")
+        saved.write_bytes(b"<html>502</html>")
+        # The results ledger says generated again, as a crash before its downloaded line would.
+        ledger = manifest.with_name(f"{manifest.stem}.results.jsonl")
+        lines = ledger.read_text().splitlines(keepends=True)
+        ledger.write_text("".join(lines[:-1]))
+        code, _, stderr = await collect(manifest, emulator.url)
+    assert code == 0, stderr
+    assert saved.read_bytes().startswith(b"\x89PNG"), "the page was replaced by the image"
+
+
 async def test_max_image_bytes_refuses_then_a_run_without_it_downloads(tmp_path):
     manifest = write_manifest(tmp_path, vod=0, mps=1)
     async with running_emulator(emulator_settings(generation=FAST)) as emulator:

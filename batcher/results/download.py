@@ -295,12 +295,16 @@ def check_url(url: str) -> None:
 
 def existing_file(target: Path, out_dir: Path) -> DownloadedFile | None:
     """A file already under its final name (a run killed between rename and ledger line): it is
-    whole by construction, so it is hashed and kept rather than fetched again."""
+    whole by construction, so it is hashed and kept rather than fetched again. One that is not
+    an image (an HTML page a version before these checks saved as .png) is fetched again."""
     if not target.is_file():
         return None
     digest = hashlib.sha256()
     size = 0
     with open(target, "rb") as stream:
+        if image_type(stream.read(HEAD_BYTES)) is None:
+            return None
+        stream.seek(0)
         while chunk := stream.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
