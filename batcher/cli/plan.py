@@ -22,7 +22,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_ledger(plan, "ledger to compare with (default beside each manifest)")
     add_rate(plan, "rate used for the time estimate (default %(default)s)")
     add_resume_rules(plan)
-    add_json(plan, 'one line per task: {"key", "service", "session_id", "params"}')
+    add_json(plan, 'one line per task: {"key", "service", "session_id", "params", "images"}')
     plan.set_defaults(handler=run)
 
 
@@ -74,7 +74,7 @@ def write_task_lines(manifest: Manifest) -> None:
             # JSON-escaped here: nothing else needs escaping.
             session_id = "null" if task.session_id is None else dumps(task.session_id)
             write(f'{{"key":"{task.key}","service":"{task.service}","session_id":{session_id},'
-                  f'"params":{task.params_json}}}\n')
+                  f'"params":{task.params_json},"images":{task.images}}}\n')
 
         manifest.validate(on_key=write_line, with_params=True)
         spool.seek(0)
