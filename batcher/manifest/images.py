@@ -5,6 +5,8 @@ Every image bills, and a task may ask several (vod `OutputConfig.OutputImageCoun
 
     >>> task_images("vod", {"OutputConfig": {"OutputImageCount": 3}}), task_images("mps", {})
     (3, 1)
+    >>> task_sub_app_id("vod", {"SubAppId": 251007502}), task_sub_app_id("mps", {})
+    (251007502, None)
     >>> task_model("vod", {"ModelName": "GEM", "ModelVersion": "2.5"})
     'GEM 2.5'
 """
@@ -23,6 +25,7 @@ IMAGE_COUNT_AT: Mapping[str, tuple[str, ...]] = {
 """Where each service's request says how many images it asks for (the SDKs' models)."""
 
 MODEL_FIELDS = ("ModelName", "ModelVersion")
+SUB_APP_ID = "SubAppId"
 
 DEFAULT_MODEL = "(default)"
 """How a task that names no model (mps allows it: the service picks) is shown."""
@@ -38,6 +41,12 @@ def task_images(service: ServiceName | str, params: Mapping[str, Any]) -> int:
     if isinstance(node, bool) or not isinstance(node, int) or node < 1:
         return 1
     return node
+
+
+def task_sub_app_id(service: ServiceName | str, params: Mapping[str, Any]) -> int | None:
+    """The vod application a task bills (its quota is per SubAppId); None on mps."""
+    value = params.get("SubAppId") if service == "vod" else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def task_model(service: ServiceName | str, params: Mapping[str, Any]) -> str:

@@ -54,7 +54,7 @@ from batcher.manifest.collisions import (
     text_fingerprint,
 )
 from batcher.manifest.csv_source import load_csv_plan
-from batcher.manifest.images import task_images, task_model
+from batcher.manifest.images import task_images, task_model, task_sub_app_id
 from batcher.manifest.plan import Plan
 from batcher.manifest.task import (
     MESSAGES_SHOWN,
@@ -122,12 +122,13 @@ class Manifest:
         plan = self._plan
         problems = Problems(keep=max_errors)
         counts: dict[ServiceName, int] = dict.fromkeys(SERVICE_NAMES, 0)
-        spend: dict[tuple[ServiceName, str], Spend] = {}
+        spend: dict[tuple[ServiceName, str, int | None], Spend] = {}
 
-        def bill(service: ServiceName, model: str, tasks: int, images: int) -> None:
-            entry = spend.get((service, model))
+        def bill(service: ServiceName, model: str, app: int | None, tasks: int,
+                 images: int) -> None:
+            entry = spend.get((service, model, app))
             if entry is None:
-                entry = spend[(service, model)] = Spend()
+                entry = spend[(service, model, app)] = Spend()
             entry.add(tasks, images * tasks)
         same_requests, same_session_ids = CollisionFinder(), CollisionFinder()
         keyed = on_task is not None or on_key is not None
@@ -140,7 +141,7 @@ class Manifest:
 
             def fast_key(task: TaskKey) -> None:  # a plain CSV row: repeat 1, no own SessionId
                 counts[task.service] += 1
-                bill(task.service, task.model, 1, task.images)
+                bill(task.service, task.model, task.sub_app_id, 1, task.images)
                 emit(task)
                 same_requests.add(int(task.key[:16], 16))
 
@@ -150,7 +151,8 @@ class Manifest:
         ):
             counts[variant.service] += plan.repeat
             wire_params = request.wire
-            bill(variant.service, task_model(variant.service, wire_params), plan.repeat,
+            bill(variant.service, task_model(variant.service, wire_params),
+                 task_sub_app_id(variant.service, wire_params), plan.repeat,
                  task_images(variant.service, wire_params))
             if deliver is not None:
                 wire = request.to_wire()
@@ -198,7 +200,8 @@ def _as_key(on_key: Callable[[TaskKey], None], with_params: bool) -> Callable[[T
         params = encode(task.params) if encode is not None else None
         on_key(TaskKey(task.key, task.service, task.session_id, task.place, params,
                        task_images(task.service, task.params),
-                       task_model(task.service, task.params)))
+                       task_model(task.service, task.params),
+                       task_sub_app_id(task.service, task.params)))
 
     return deliver
 

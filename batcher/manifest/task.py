@@ -51,6 +51,8 @@ class TaskKey(NamedTuple):
     """The images the task asks for (`batcher.manifest.images.task_images`)."""
     model: str = ""
     """The model it asks for, `ModelName ModelVersion` (`images.task_model`)."""
+    sub_app_id: int | None = None
+    """The vod application it bills (`images.task_sub_app_id`); None on mps."""
 
 
 @dataclass(slots=True)
@@ -71,8 +73,8 @@ class ValidationReport:
 
     batch: str
     tasks_per_service: Mapping[ServiceName, int]
-    spend: Mapping[tuple[ServiceName, str], Spend] = field(default_factory=dict)
-    """Tasks and images per (service, model): what the manifest would bill, sent in full."""
+    spend: Mapping[tuple[ServiceName, str, int | None], Spend] = field(default_factory=dict)
+    """Tasks and images per (service, model, SubAppId): what the manifest bills, sent in full."""
 
     @property
     def total(self) -> int:

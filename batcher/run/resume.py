@@ -118,9 +118,12 @@ class ServicePlan:
     """Of the tasks to send, those the ledger has never seen (the rest are sent again)."""
     models: dict[str, ModelPlan] = field(default_factory=dict)
     """Per model (`ModelName ModelVersion`): its tasks and images, all and to send."""
+    apps_to_send: Counter[int] = field(default_factory=Counter)
+    """vod: the images this run sends per SubAppId (each application has its own quota)."""
 
-    def bill(self, model: str, tasks: int, images: int, send: bool) -> None:
-        """Count `tasks` asking `images` in all under `model`, sent by this run if `send`."""
+    def bill(self, model: str, app: int | None, tasks: int, images: int, send: bool) -> None:
+        """Count `tasks` asking `images` in all under `model` (and vod application `app`),
+        sent by this run if `send`."""
         entry = self.models.get(model)
         if entry is None:
             entry = self.models[model] = ModelPlan()
@@ -129,6 +132,8 @@ class ServicePlan:
         if send:
             entry.tasks_to_send += tasks
             entry.images_to_send += images
+            if app is not None:
+                self.apps_to_send[app] += images
 
     @property
     def images(self) -> int:
@@ -185,7 +190,7 @@ def plan_manifest(
             decision = decide_task(task, state, regeneration, rules)
         plan = plans[task.service]
         plan.decisions[decision] += 1
-        plan.bill(task.model, 1, task.images, decision is Decision.SEND)
+        plan.bill(task.model, task.sub_app_id, 1, task.images, decision is Decision.SEND)
         if decision is Decision.SEND and plan.send_from is None:
             plan.send_from = task.place
         if state is TaskState.PENDING:
@@ -198,8 +203,8 @@ def plan_manifest(
         for name, count in report.tasks_per_service.items():
             plans[name].decisions[Decision.SEND] = count
             plans[name].not_sent = count
-        for (name, model), spend in report.spend.items():
-            plans[name].bill(model, spend.tasks, spend.images, send=True)
+        for (name, model, app), spend in report.spend.items():
+            plans[name].bill(model, app, spend.tasks, spend.images, send=True)
     else:
         manifest.validate(on_key=tally)
     return {name: plan for name, plan in plans.items() if plan.total}
