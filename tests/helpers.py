@@ -338,3 +338,9 @@ async def metadata_service(
         yield service, f"http://127.0.0.1:{port}/latest/meta-data/"
     finally:
         await runner.cleanup()
+
+
+def creates(emulator: Any) -> int:
+    """The `CreateAigcImageTask` requests an emulator (a `RunningEmulator`) has seen: what was
+    sent, leaving out the free reads a submit makes first (vod's DescribeAigcQuotas)."""
+    return sum(record.action == "CreateAigcImageTask" for record in emulator.records)

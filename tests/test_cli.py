@@ -6,7 +6,7 @@ import json
 
 from batcher.emulator.config import FaultConfig
 from batcher.emulator.runner import running_emulator
-from tests.helpers import cli_env, emulator_settings, run_cli, write_manifest
+from tests.helpers import cli_env, creates, emulator_settings, run_cli, write_manifest
 
 
 async def test_plan_counts_tasks_per_service_and_the_time_at_the_cap_without_credentials(
@@ -54,7 +54,7 @@ async def test_bad_manifest_is_one_line_per_error_exit_2_and_nothing_is_sent(tmp
                         "ModelVersion: 2.5}}\ntasks:\n  - {Promt: a cat}\n")
     async with running_emulator(emulator_settings()) as emulator:
         code, stdout, stderr = await run_cli("submit", str(manifest), "--endpoint", emulator.url)
-        requests = len(emulator.records)
+        requests = creates(emulator)
     assert code == 2 and stdout == "" and requests == 0
     assert "Traceback" not in stderr
     lines = stderr.strip().splitlines()
@@ -74,7 +74,7 @@ async def test_a_manifest_broken_between_runs_exits_2_and_keeps_its_ledger(tmp_p
         before = ledger.read_bytes()
         manifest.write_text(manifest.read_text() + "  - {Prompt: a new task, Seed: many}\n")
         code, stdout, stderr = await run_cli("submit", str(manifest), "--endpoint", emulator.url)
-        sent = len(emulator.records)
+        sent = creates(emulator)
     assert code == 2 and stdout == "" and "Seed" in stderr and "Traceback" not in stderr
     assert sent == 4, "nothing sent by the second run"
     assert ledger.read_bytes() == before
