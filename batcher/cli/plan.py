@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from batcher.cli.options import add_json, add_ledger, add_manifests, add_rate, add_resume_rules
+from batcher.cli.spend import add_prices_option
 from batcher.exceptions import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_ledger(plan, "ledger to compare with (default beside each manifest)")
     add_rate(plan, "rate used for the time estimate (default %(default)s)")
     add_resume_rules(plan)
+    add_prices_option(plan)
     add_json(plan, 'one line per task: {"key", "service", "session_id", "params", "images"}')
     plan.set_defaults(handler=run)
 
@@ -29,10 +31,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     from batcher.cli.logs import configure_logging
     from batcher.cli.report import PlanReport, render_plan
+    from batcher.cli.spend import cost_line, price_table
     from batcher.manifest import load_manifest
     from batcher.manifest.discover import expand_manifest_paths
     from batcher.run.account import default_ledger_path
     from batcher.run.resume import ResumeRules, plan_manifest
+    from batcher.run.spend import sending
     from batcher.state.replay import replay  # not the ledger facade: its writer needs asyncio
 
     configure_logging()
@@ -41,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--ledger names one ledger, but several manifests were given: leave "
                          "it out (each manifest's ledger is <stem>.ledger.jsonl beside it)")
     rules = ResumeRules(retry_failed=args.retry_failed, resend_in_doubt=args.resend_in_doubt)
+    prices = None if args.json else price_table(args)  # a bad table: exit 2, one line
     for path in paths:
         manifest = load_manifest(path)
         if args.json:
@@ -52,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         plans = plan_manifest(manifest, replay(ledger_path), rules)
         print(render_plan(PlanReport(str(manifest.path), manifest.batch, str(ledger_path),
                                      args.rate, plans)))
+        if prices is not None:
+            print(f"  {cost_line(sending([plans]), prices)}")
     return ExitCode.OK
 
 

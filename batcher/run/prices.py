@@ -47,7 +47,8 @@ class PriceTable:
         return price
 
     def format(self, amount: float) -> str:
-        return f"{amount:,.2f} {self.currency}".rstrip()
+        # Cents for a bill, more digits for a small one (a few images at 0.003 each).
+        return f"{amount:,.{2 if amount >= 10 else 4}f} {self.currency}".rstrip()
 
 
 def prices_path(given: Path | None) -> Path | None:

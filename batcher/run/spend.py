@@ -9,23 +9,25 @@ pipeline starts, `check_spend`:
 2. asks the face's `confirm` (a terminal's question) when the run sends more than `confirm_above`
    images; anything but yes refuses the run, exit 2, nothing sent.
 
-The face renders what is shown (`Sending`); nothing here knows a terminal.
+The face renders what is shown (`Sending`, which `plan` uses too: this module imports neither
+aiohttp nor pydantic until a quota is read); nothing here knows a terminal.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from batcher.api.quotas import IMAGE_QUOTA
 from batcher.api.services import DESCRIBE_AIGC_QUOTAS, VOD
 from batcher.exceptions import BatcherError
 from batcher.run.prices import PriceTable
 from batcher.run.resume import ServicePlan
-from batcher.wire.client import AigcClient, Answer
+
+if TYPE_CHECKING:  # `plan` counts with `Sending` and must not import aiohttp or pydantic
+    from batcher.wire.client import AigcClient
 
 log = logging.getLogger("batcher")
 
@@ -97,6 +99,8 @@ class SpendRules:
 async def check_spend(rules: SpendRules, summary: Sending, client: AigcClient) -> None:
     """Refuse (SpendRefused) a run that needs more than a quota has left or that the person did
     not confirm; otherwise return, having logged what each quota has left."""
+    import asyncio  # late, with the rest of a submit's machinery: `plan` imports this module
+
     if rules.read_quotas:
         for app, needed in sorted(summary.apps.items()):
             left = await read_images_left(client, app)
@@ -119,6 +123,9 @@ async def check_spend(rules: SpendRules, summary: Sending, client: AigcClient) -
 async def read_images_left(client: AigcClient, app: int) -> int | None:
     """Images vod application `app` may still create; None when it has no image quota or the
     read failed (a warning: the run goes on without it)."""
+    from batcher.api.quotas import IMAGE_QUOTA
+    from batcher.wire.client import Answer
+
     answer = await client.call(VOD, DESCRIBE_AIGC_QUOTAS, {"SubAppId": app,
                                                            "QuotaType": IMAGE_QUOTA})
     if not isinstance(answer, Answer):
