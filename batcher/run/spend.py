@@ -114,9 +114,10 @@ async def check_spend(rules: SpendRules, summary: Sending, client: AigcClient) -
                     f"vod application {app}: this run sends {needed} image(s) but its AIGC "
                     f"image quota (DescribeAigcQuotas, QuotaType Image) has {left} left: "
                     f"{QUOTA_CONSOLE}; nothing was sent")
-    if rules.confirm is not None and summary.images > rules.confirm_above:
-        if not await asyncio.to_thread(rules.confirm, summary):
-            raise SpendRefused(f"not confirmed: nothing was sent ({summary.images} images "
+    asks = rules.confirm is not None and summary.images > rules.confirm_above
+    if asks and rules.confirm is not None and not await asyncio.to_thread(rules.confirm,
+                                                                           summary):
+        raise SpendRefused(f"not confirmed: nothing was sent ({summary.images} images "
                                "asked; --yes answers for it)")
 
 
