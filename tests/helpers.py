@@ -92,6 +92,9 @@ def cli_env(**extra: str) -> dict[str, str]:
         "LANG": "C.UTF-8",
         # No test may reach a real instance metadata service: a closed loopback port instead.
         "BATCHER_METADATA_URL": "http://127.0.0.1:9/latest/meta-data/",
+        # Nor the real API: a command given no --endpoint (`plan` reading the vod quota with
+        # the test credentials) meets a closed loopback port.
+        "BATCHER_ENDPOINT": "http://127.0.0.1:9",
     }
     if "XDG_STATE_HOME" in os.environ:  # the test's own (conftest): its default rate store
         env["XDG_STATE_HOME"] = os.environ["XDG_STATE_HOME"]

@@ -178,3 +178,27 @@ async def test_a_refused_quota_read_is_a_warning_and_the_run_goes_on(tmp_path):
         tried = creates(emulator)
     assert "could not read the AIGC quota of vod application" in stderr
     assert "UnauthorizedOperation" in stderr and tried >= 1, "the run went on to send"
+
+
+async def test_plan_with_credentials_shows_what_the_quota_has_left(tmp_path):
+    manifest = write_manifest(tmp_path, vod=5, mps=1)
+    async with running_emulator(emulator_settings(aigc_quotas=((APP, 3),))) as emulator:
+        code, stdout, stderr = await run_cli("plan", str(manifest), "--endpoint", emulator.url)
+        assert creates(emulator) == 0
+    assert code == 0, stderr
+    assert (f"vod application {APP}: 3 image(s) left of its AIGC quota; this plan sends 5: "
+            "submit refuses it") in stdout
+
+
+async def test_plan_without_credentials_reads_no_quota_and_an_unreachable_one_is_a_warning(
+        tmp_path):
+    manifest = write_manifest(tmp_path, vod=2, mps=0)
+    env = cli_env(HOME=str(tmp_path))
+    del env["TENCENTCLOUD_SECRET_ID"], env["TENCENTCLOUD_SECRET_KEY"]
+    async with running_emulator(emulator_settings(aigc_quotas=((APP, 3),))) as emulator:
+        code, stdout, stderr = await run_cli("plan", str(manifest), "--endpoint", emulator.url,
+                                             env=env)
+        assert len(emulator.records) == 0, "no credentials: nothing read"
+    assert code == 0 and stderr == "" and "quota" not in stdout
+    code, stdout, stderr = await run_cli("plan", str(manifest))  # a closed port (cli_env)
+    assert code == 0 and "could not read the AIGC quota" in stderr and "quota" not in stdout

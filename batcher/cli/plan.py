@@ -1,16 +1,19 @@
 """The `batcher plan` command: expand and validate a manifest, compare it with its ledger.
 
-Sends nothing and needs no credentials. `--json` prints one line per task instead.
+Sends nothing and needs no credentials; with credentials at hand (environment or profile file)
+it also reads each vod application's AIGC image quota, which is free (docs/spend.md). `--json`
+prints one line per task instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from batcher.cli.options import add_json, add_ledger, add_manifests, add_rate, add_resume_rules
-from batcher.cli.spend import add_prices_option
+from batcher.cli.spend import add_prices_option, add_quota_options
 from batcher.exceptions import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -24,6 +27,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_rate(plan, "rate used for the time estimate (default %(default)s)")
     add_resume_rules(plan)
     add_prices_option(plan)
+    add_quota_options(plan)
     add_json(plan, 'one line per task: {"key", "service", "session_id", "params", "images"}')
     plan.set_defaults(handler=run)
 
@@ -31,7 +35,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     from batcher.cli.logs import configure_logging
     from batcher.cli.report import PlanReport, render_plan
-    from batcher.cli.spend import cost_line, price_table
+    from batcher.cli.spend import cost_line, plan_quota_lines, price_table
     from batcher.manifest import load_manifest
     from batcher.manifest.discover import expand_manifest_paths
     from batcher.run.account import default_ledger_path
@@ -46,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
                          "it out (each manifest's ledger is <stem>.ledger.jsonl beside it)")
     rules = ResumeRules(retry_failed=args.retry_failed, resend_in_doubt=args.resend_in_doubt)
     prices = None if args.json else price_table(args)  # a bad table: exit 2, one line
+    apps: Counter[int] = Counter()  # vod images to send per SubAppId, over every manifest
     for path in paths:
         manifest = load_manifest(path)
         if args.json:
@@ -59,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
                                      args.rate, plans)))
         if prices is not None:
             print(f"  {cost_line(sending([plans]), prices)}")
+        apps.update(sending([plans]).apps)
+    for line in plan_quota_lines(args, apps):  # with credentials only; sends no task
+        print(line)
     return ExitCode.OK
 
 

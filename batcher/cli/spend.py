@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from batcher.cli.report import render_table
 if TYPE_CHECKING:
     from batcher.run.prices import PriceTable
     from batcher.run.spend import Confirm, Sending, SpendRules
+    from batcher.wire.credentials import Credentials
 
 
 def add_spend_options(parser: argparse.ArgumentParser) -> None:
@@ -98,3 +100,80 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
+
+
+# --- plan: the quota, when credentials are at hand ------------------------------------------
+
+
+def add_quota_options(parser: argparse.ArgumentParser) -> None:
+    """Where `plan` reads the vod quota when credentials are found: --endpoint, --site,
+    --profile, as `submit` takes them."""
+    from batcher.api.services import DEFAULT_SITE, SITES
+    from batcher.cli.options import ENDPOINT_ENV, PROFILE_ENV
+
+    parser.add_argument("--endpoint", action="append", default=[], metavar="[SERVICE=]URL",
+                        help="with credentials, read the vod AIGC quota there (as submit "
+                        f"sends; env {ENDPOINT_ENV})")
+    parser.add_argument("--site", choices=SITES, default=DEFAULT_SITE,
+                        help="public hosts when no --endpoint is given (as submit)")
+    parser.add_argument("--profile", help=f"section of the credentials file (env {PROFILE_ENV})")
+
+
+PLAN_QUOTA_TIMEOUT = 5.0
+"""Seconds `plan` waits for a quota read: a plan stays quick when the API is far or down."""
+
+
+def plan_quota_lines(args: argparse.Namespace, apps: Mapping[int, int]) -> list[str]:
+    """What each vod application's quota has left against what the plan sends, when
+    credentials are found (none: nothing read, nothing shown, as without this feature)."""
+    import os
+
+    from batcher.exceptions import BatcherError
+    from batcher.wire.credentials import load_credentials
+
+    if not apps:
+        return []
+    try:  # environment or profile file only: a plan never waits for a CVM metadata service
+        credentials = load_credentials(os.environ, Path.home(), args.profile)
+    except BatcherError:
+        return []
+    left = _read_quotas(args, credentials, sorted(apps))
+    lines = []
+    for app, images in sorted(apps.items()):
+        if app not in left:
+            continue
+        line = f"  vod application {app}: {left[app]} image(s) left of its AIGC quota"
+        if images > left[app]:
+            line += (f"; this plan sends {images}: submit refuses it ({QUOTA_HINT})")
+        lines.append(line)
+    return lines
+
+
+QUOTA_HINT = "raise the quota in the VOD console, or send fewer images"
+
+
+def _read_quotas(args: argparse.Namespace, credentials: Credentials,
+                 apps: list[int]) -> dict[int, int]:
+    import asyncio
+    import os
+
+    from batcher.cli.options import ENDPOINT_ENV
+    from batcher.run.account import parse_endpoints, split_endpoints
+    from batcher.run.spend import read_images_left
+    from batcher.wire.client import AigcClient, ClientSettings
+
+    shared, own = parse_endpoints(args.endpoint or split_endpoints(os.environ.get(ENDPOINT_ENV)))
+    settings = ClientSettings(endpoint=shared, endpoints=own, site=args.site,
+                              connect_timeout=PLAN_QUOTA_TIMEOUT,
+                              request_timeout=PLAN_QUOTA_TIMEOUT)
+
+    async def read() -> dict[int, int]:
+        found = {}
+        async with AigcClient(credentials, settings) as client:
+            for app in apps:
+                left = await read_images_left(client, app)
+                if left is not None:
+                    found[app] = left
+        return found
+
+    return asyncio.run(read())
