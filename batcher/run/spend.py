@@ -15,6 +15,7 @@ aiohttp nor pydantic until a quota is read); nothing here knows a terminal.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -99,8 +100,6 @@ class SpendRules:
 async def check_spend(rules: SpendRules, summary: Sending, client: AigcClient) -> None:
     """Refuse (SpendRefused) a run that needs more than a quota has left or that the person did
     not confirm; otherwise return, having logged what each quota has left."""
-    import asyncio  # late, with the rest of a submit's machinery: `plan` imports this module
-
     if rules.read_quotas:
         for app, needed in sorted(summary.apps.items()):
             left = await read_images_left(client, app)
@@ -114,11 +113,38 @@ async def check_spend(rules: SpendRules, summary: Sending, client: AigcClient) -
                     f"vod application {app}: this run sends {needed} image(s) but its AIGC "
                     f"image quota (DescribeAigcQuotas, QuotaType Image) has {left} left: "
                     f"{QUOTA_CONSOLE}; nothing was sent")
+    if summary.images:
+        log.info("this run sends %d image(s) (%s)", summary.images, ", ".join(
+            f"{name} {counts['images']}" for name, counts in sorted(summary.services.items())))
     asks = rules.confirm is not None and summary.images > rules.confirm_above
-    if asks and rules.confirm is not None and not await asyncio.to_thread(rules.confirm,
-                                                                           summary):
+    if asks and rules.confirm is not None and not await _ask(rules.confirm, summary):
         raise SpendRefused(f"not confirmed: nothing was sent ({summary.images} images "
                                "asked; --yes answers for it)")
+
+
+async def _ask(confirm: Confirm, summary: Sending) -> bool:
+    """`confirm` in a daemon thread: Ctrl-C while a person thinks cancels the run at once (a
+    thread of the loop's executor would hold the exit until Enter)."""
+    import asyncio  # late, with the rest of a submit's machinery: `plan` imports this module
+    import threading
+
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[bool] = loop.create_future()
+
+    def settle(result: bool) -> None:
+        if not answer.done():
+            answer.set_result(result)
+
+    def ask() -> None:
+        try:
+            result = confirm(summary)
+        except Exception:  # a closed terminal: no answer is no
+            result = False
+        with contextlib.suppress(RuntimeError):  # the loop is gone: the run was stopped
+            loop.call_soon_threadsafe(settle, result)
+
+    threading.Thread(target=ask, name="batcher-confirm", daemon=True).start()
+    return await answer
 
 
 async def read_images_left(client: AigcClient, app: int) -> int | None:
