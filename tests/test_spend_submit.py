@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from batcher.emulator.runner import running_emulator
 from tests.helpers import cli_env, creates, emulator_settings, run_cli, write_manifest
 
 APP = 251007502  # the SubAppId of write_manifest's vod tasks
+CTRL_C = "<SIGINT>"
 
 
 def on_terminal(args: list[str], answer: str | None, timeout: float = 60) -> tuple[int, str]:
@@ -43,7 +45,10 @@ def on_terminal(args: list[str], answer: str | None, timeout: float = 60) -> tup
                 break
             output += chunk
             if answer is not None and not answered and b"[y/N]" in output:
-                os.write(master, answer.encode() + b"\n")
+                if answer == CTRL_C:
+                    process.send_signal(signal.SIGINT)
+                else:
+                    os.write(master, answer.encode() + b"\n")
                 answered = True
         code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
@@ -72,6 +77,12 @@ async def test_on_a_terminal_no_sends_nothing_and_exits_2(tmp_path):
     assert code == 2 and created == 0
     assert "not confirmed: nothing was sent" in output and "Traceback" not in output
     assert not (tmp_path / "job.ledger.jsonl").exists(), "a refused run leaves no ledger"
+
+
+async def test_ctrl_c_at_the_question_sends_nothing_and_exits_130(tmp_path):
+    code, output, created = await submit_on_terminal(tmp_path, CTRL_C)
+    assert "[y/N]" in output and code == 130 and created == 0
+    assert "Traceback" not in output
 
 
 async def test_on_a_terminal_yes_sends(tmp_path):
