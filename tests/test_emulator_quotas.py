@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from tencentcloud.vod.v20180717 import models as vod_models
 from tencentcloud.vod.v20180717.vod_client import VodClient
 
 from batcher.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, EmulatorConfig
+from batcher.emulator.app import STATE_KEY
 from batcher.emulator.arguments import add_arguments, config_from_args
 from batcher.emulator.config import FaultConfig
 from batcher.emulator.runner import running_emulator
@@ -71,6 +73,9 @@ async def test_the_sdk_reads_a_quota_and_meets_limit_exceeded_quota_once_it_is_u
             await asyncio.to_thread(create, vod, 3, 1)
         assert refused.value.code == vod_errors.LIMITEXCEEDED_QUOTA
         assert [record.code for record in emulator.records][-1] == "LimitExceeded.Quota"
+        # the refused create's SessionId was not taken: once the quota is raised, it goes
+        sessions = emulator.app[STATE_KEY].sessions
+        assert not sessions.is_duplicate("quota-3", time.time())
         # another application has no quota: it lists none and is never refused
         other = await asyncio.to_thread(quotas, vod, APP + 1)
         assert other.QuotaSet == [] and other.TotalCount == 0

@@ -173,6 +173,10 @@ class _Endpoint:
         if isinstance(parsed, VodCreateAigcImageTaskRequest):
             session_id = parsed.SessionId or None  # "" means: no dedup
             prefix = parsed.SubAppId
+            if self.quotas.refuses(parsed.SubAppId):  # before dedup: nothing is remembered
+                error = known(QUOTA_EXCEEDED)
+                done(error.code, session_id)
+                return await self._error(error, request_id, now)
         else:
             prefix = config.mps_task_prefix
         if service.dedups_session_id and session_id is not None:
@@ -185,10 +189,6 @@ class _Endpoint:
         task_id = f"{prefix}-AigcImage-{uuid.uuid4().hex}"
         spec = _task_spec(service, task_id, parsed)
         if spec.sub_app_id is not None:
-            if self.quotas.refuses(spec.sub_app_id):
-                error = known(QUOTA_EXCEEDED)
-                done(error.code, session_id)
-                return await self._error(error, request_id, now)
             self.quotas.charge(spec.sub_app_id, spec.image_count)
         self.state.tasks.add(spec, now)
         if self.faults.drop_after_create():
