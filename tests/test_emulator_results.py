@@ -322,7 +322,8 @@ async def test_each_poll_action_has_its_own_rolling_cap(http: aiohttp.ClientSess
         "CreateAigcImageTask": 1, "DescribeTaskDetail": 5, "DescribeTasks": 1
     }
     assert stats["rate_limits"] == {
-        "CreateAigcImageTask": 20, "DescribeTaskDetail": 3, "DescribeTasks": 3
+        "CreateAigcImageTask": 20, "DescribeTaskDetail": 3, "DescribeTasks": 3,
+        "DescribeAigcQuotas": 3,
     }
     assert stats["max_requests_in_rolling_second"] == 1  # the creation rate: polls left out
 

@@ -18,6 +18,7 @@ from batcher.cli.options import (
     add_resume_rules,
     parse_duration,
 )
+from batcher.cli.spend import add_spend_options
 from batcher.exceptions import BatcherError, UsageError
 from batcher.run.retry import RetryPolicy
 
@@ -42,6 +43,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "content refusals too)")
     submit.add_argument("--max-runtime", type=parse_duration, metavar="DURATION",
                         help="stop taking new tasks after this long (e.g. 50m, 2h, 90s); exit 75")
+    add_spend_options(submit)
     add_output_options(submit, "write Prometheus text-format metrics here (atomically, "
                        "every 15 s and at the end), e.g. for node_exporter's textfile collector")
     submit.set_defaults(handler=run, on_error=record_failure)
@@ -51,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from batcher.cli.logs import LOGGER_NAME, configure_logging
     from batcher.cli.report import account_fix, dumps, render_summary, render_summary_line
     from batcher.cli.resolve import load_manifests, resolve_account
+    from batcher.cli.spend import price_table, spend_rules
     from batcher.cli.submit_watch import CliWatcher
     from batcher.run.eventloop import run as run_event_loop
     from batcher.run.pipeline import RunSettings
@@ -64,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     warn_about_rate(args.rate)
     if args.max_attempts < 1:
         raise UsageError("--max-attempts must be at least 1")
+    spend = spend_rules(args, price_table(args))  # a bad price table: exit 2 before anything
     account = resolve_account(args)
     # Validated by run_submit, under the ledgers' locks.
     manifests = [ManifestRun(loaded.manifest, loaded.ledger) for loaded in
@@ -82,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         rate_store=account.rate_store,
         regeneration=RegenerationRules(retryable=args.regenerate,
                                        everything=args.regenerate_all),
+        spend=spend,
     )
     watcher = CliWatcher("none" if args.quiet else args.progress, metrics_file=args.metrics_file)
     result = run_event_loop(run_submit(options, account.credentials, watcher))

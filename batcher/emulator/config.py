@@ -154,6 +154,8 @@ class EmulatorConfig:
     """0 = let the OS pick a free port."""
     max_records: int | None = DEFAULT_MAX_RECORDS
     """In-memory request records kept (oldest dropped first); None = unbounded."""
+    aigc_quotas: tuple[tuple[int, int], ...] = ()
+    """(SubAppId, images) of each vod application with an AIGC image quota (`quotas.py`)."""
     mps_task_prefix: int = 4
     """The number before `-AigcImage-` in MPS TaskIds (the API's own example shows 4)."""
     clock: Clock = field(default=time.time, repr=False, compare=False)

@@ -54,8 +54,16 @@ from batcher.manifest.collisions import (
     text_fingerprint,
 )
 from batcher.manifest.csv_source import load_csv_plan
+from batcher.manifest.images import task_images, task_model, task_sub_app_id
 from batcher.manifest.plan import Plan
-from batcher.manifest.task import MESSAGES_SHOWN, Problems, Task, TaskKey, ValidationReport
+from batcher.manifest.task import (
+    MESSAGES_SHOWN,
+    Problems,
+    Spend,
+    Task,
+    TaskKey,
+    ValidationReport,
+)
 from batcher.manifest.validate import checked_requests, keyed_task, own_session_id
 from batcher.manifest.yaml_source import load_yaml_plan
 
@@ -114,6 +122,14 @@ class Manifest:
         plan = self._plan
         problems = Problems(keep=max_errors)
         counts: dict[ServiceName, int] = dict.fromkeys(SERVICE_NAMES, 0)
+        spend: dict[tuple[ServiceName, str, int | None], Spend] = {}
+
+        def bill(service: ServiceName, model: str, app: int | None, tasks: int,
+                 images: int) -> None:
+            entry = spend.get((service, model, app))
+            if entry is None:
+                entry = spend[(service, model, app)] = Spend()
+            entry.add(tasks, images * tasks)
         same_requests, same_session_ids = CollisionFinder(), CollisionFinder()
         keyed = on_task is not None or on_key is not None
         fingerprint = key_fingerprint if keyed else request_fingerprint
@@ -125,6 +141,7 @@ class Manifest:
 
             def fast_key(task: TaskKey) -> None:  # a plain CSV row: repeat 1, no own SessionId
                 counts[task.service] += 1
+                bill(task.service, task.model, task.sub_app_id, 1, task.images)
                 emit(task)
                 same_requests.add(int(task.key[:16], 16))
 
@@ -133,6 +150,10 @@ class Manifest:
             plan, problems, on_fast_key=fast, with_params=with_params
         ):
             counts[variant.service] += plan.repeat
+            wire_params = request.wire
+            bill(variant.service, task_model(variant.service, wire_params),
+                 task_sub_app_id(variant.service, wire_params), plan.repeat,
+                 task_images(variant.service, wire_params))
             if deliver is not None:
                 wire = request.to_wire()
                 first = keyed_task(plan, variant, wire, 0)
@@ -153,7 +174,7 @@ class Manifest:
         if not problems.count and not any(counts.values()):
             problems.add(f"{plan.display}: {_no_task_hint(plan)}")
         problems.raise_if_any()
-        return ValidationReport(plan.batch, counts)
+        return ValidationReport(plan.batch, counts, spend)
 
     def tasks(self, service: ServiceName | None = None, start: int = 0) -> Iterator[Task]:
         """The tasks in manifest order (of one `service` only, if given); ManifestError at the
@@ -177,7 +198,10 @@ def _as_key(on_key: Callable[[TaskKey], None], with_params: bool) -> Callable[[T
 
     def deliver(task: Task) -> None:
         params = encode(task.params) if encode is not None else None
-        on_key(TaskKey(task.key, task.service, task.session_id, task.place, params))
+        on_key(TaskKey(task.key, task.service, task.session_id, task.place, params,
+                       task_images(task.service, task.params),
+                       task_model(task.service, task.params),
+                       task_sub_app_id(task.service, task.params)))
 
     return deliver
 
