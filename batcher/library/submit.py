@@ -5,7 +5,8 @@ locked, replayed, validated and planned before anything is sent, then the pipeli
 service's cap through the shared rate store, the ledgers written, the run judged. Keyword
 arguments are the command's options in Python spelling. A finished run returns its
 `SubmitResult` whatever its exit code (1: some tasks failed; 75: stopped early, run again); what
-stops a run before it sends (a broken manifest, no credentials, a held ledger) raises.
+stops a run before it sends (a broken manifest, no credentials, a held ledger, a vod quota too
+small for the run: `SpendRefused`) raises.
 
 The library installs no signal handlers: cancelling the call's task stops it (a request in flight
 is then left in doubt, as after a crash, and the next run settles it).
@@ -26,11 +27,12 @@ from batcher.run.limiter import DEFAULT_STORE_TIMEOUT
 from batcher.run.resume import ResumeRules
 from batcher.run.retry import RetryPolicy
 from batcher.run.settings import RunSettings
+from batcher.run.spend import SpendRefused, SpendRules
 from batcher.run.submission import ManifestRun, SubmitOptions, SubmitWatcher, run_submit
 from batcher.state.regeneration import RegenerationRules
 from batcher.wire.credentials import Credentials
 
-__all__ = ["submit", "submit_async"]
+__all__ = ["SpendRefused", "submit", "submit_async"]
 
 TOO_MANY = ("ledger= names one ledger, but several manifests were given: leave it out (each "
             "manifest gets <stem>.ledger.jsonl beside it)")
@@ -86,6 +88,9 @@ async def submit_async(
         ),
         rate_store=account.rate_store,
         regeneration=RegenerationRules(retryable=regenerate, everything=regenerate_all),
+        # The vod quotas are read and a run that needs more than is left is refused; a
+        # library call never asks a question (the caller decided to send).
+        spend=SpendRules(confirm=None),
     )
     return await run_submit(options, account.credentials, _watcher(progress, metrics_file))
 
