@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from batcher.exceptions import ExitCode
+from batcher.exceptions import BatcherError, ExitCode
 from batcher.run.pipeline import RunResult, StopReason
 from batcher.run.summary import JobSummary, summarize_job
 
@@ -42,6 +42,12 @@ def judge_run(result: RunResult) -> SubmitResult:
     summaries = [summarize_job(job) for job in result.jobs]
     stop = result.stop
     detail = stop.detail if stop else ""
+    if stop is not None and stop.reason is StopReason.UNEXPECTED_ERROR:
+        # A BatcherError has its own code (a full disk under a ledger: 2); anything else is a
+        # fault of ours, reported in one line all the same.
+        error = stop.error
+        code = error.exit_code if isinstance(error, BatcherError) else ExitCode.TASKS_NOT_DONE
+        return SubmitResult(summaries, code, detail)
     if stop is not None and stop.reason is StopReason.RUN_STOPPING_ERROR:
         return SubmitResult(summaries, ExitCode.USAGE, detail, account_error=True)
     if stop is not None and stop.reason is StopReason.SIGINT:
