@@ -52,6 +52,10 @@ _MESSAGES: dict[str, str] = {
     "ResourceNotFound.TaskNotFound": "The task does not exist.",
     "InvalidParameterValue.ScrollToken": "The ScrollToken is invalid or has expired.",
     "ServiceUnavailable": "Service is unavailable now.",
+    "LimitExceeded.CreateTask": (
+        "Unable to create the task: the number of tasks being executed has reached the upper "
+        "limit."
+    ),
 }
 
 

@@ -27,6 +27,9 @@ MAX_INTERVAL = 10.0
 OPEN_BELOW = 0.002
 """An interval below this is no pacing at all: the gate opens."""
 
+RECHECK = 0.05
+"""A waiter looks at the interval again this often: an acceptance may have narrowed it."""
+
 WIDEN = 1.5
 NARROW = 0.9
 
@@ -37,7 +40,8 @@ class Capacity:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.interval = 0.0
-        self._next = 0.0
+        self._last = float("-inf")
+        self._turn = asyncio.Lock()
         self._widened_at = float("-inf")
         self.refusals = 0
 
@@ -46,14 +50,25 @@ class Capacity:
         return self.interval == 0.0
 
     async def admit(self, stop: asyncio.Event) -> bool:
-        """Wait for this lane's next send time; False if the run stopped first."""
+        """Wait for this lane's next send time; False if the run stopped first.
+
+        One waiter at a time measures its wait from the last send with the interval as it is
+        now (it changes with every answer), so a queue of waiters never holds on to a pace
+        that has since become faster."""
         if self.open:
             return not stop.is_set()
-        now = self._clock()
-        at = max(now, self._next)
-        self._next = at + self.interval
-        if at > now and await unless_stopped(asyncio.sleep(at - now), stop) is STOPPED:
+        if await unless_stopped(self._turn.acquire(), stop) is STOPPED:
             return False
+        try:
+            while not self.open:
+                wait = self._last + self.interval - self._clock()
+                if wait <= 0:
+                    break
+                if await unless_stopped(asyncio.sleep(min(wait, RECHECK)), stop) is STOPPED:
+                    return False
+            self._last = self._clock()
+        finally:
+            self._turn.release()
         return not stop.is_set()
 
     def refused(self, sent_at: float) -> None:
