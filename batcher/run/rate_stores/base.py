@@ -5,8 +5,9 @@ slot `max(now, next)` and moves `next` one interval past it, atomically, on the 
 A store only decides where `next` lives and whose clock `now` is:
 
 - `memory` (`MemoryStore`): this process, `time.monotonic`;
-- `file:PATH` (`FileStore`): a JSON file under `flock`, the host's wall clock, shared by every
-  process on the host;
+- `file:PATH` (`FileStore`): a JSON file under `flock`, the host's boot clock read from the
+  kernel (`host_clock`: no wall-clock step or `faketime` moves it), shared by every process on
+  the host;
 - `redis://HOST:PORT/DB` (`RedisStore`): a Lua script run atomically on the server, its `TIME`,
   shared by every host that names the server.
 

@@ -2,10 +2,12 @@
 
 Each reservation takes an exclusive `flock` on the file, reads `{key: next}`, writes the new
 `next` back in place and lets go: atomic across every process on the host (the kernel drops the
-lock of a process that dies). The clock is the host's wall clock (`time.time`), the one clock
-that every process shares and that survives a reboot; a `next` far ahead of it (a clock set
-back) is reset (`MAX_AHEAD`). The file is small (one entry per account and action) and not
-fsync'ed: after a crash of the host a lost entry only means the next slot is now.
+lock of a process that dies). The clock is the host's boot clock read from the kernel
+(`batcher.run.rate_stores.host_clock`): every process on the host reads the same one, whatever
+its wall clock says (an NTP step, a process under `faketime`), and it never steps. A `next` far
+ahead of it (a file left from before a reboot) is reset (`MAX_AHEAD`). The file is small (one
+entry per account and action) and not fsync'ed: after a crash of the host a lost entry only
+means the next slot is now.
 
 The work runs in a thread (`asyncio.to_thread`), so a lock held a moment by another process
 never blocks the event loop.
@@ -17,10 +19,10 @@ import asyncio
 import fcntl
 import json
 import os
-import time
 from pathlib import Path
 
 from batcher.run.rate_stores.base import Reservation, StoreUnavailable, next_slot
+from batcher.run.rate_stores.host_clock import host_clock
 
 
 class FileStore:
@@ -47,7 +49,7 @@ class FileStore:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             slots = _parse(os.pread(fd, 1 << 20, 0))
-            now = time.time()
+            now = host_clock()
             slot = next_slot(now, slots.get(key, float("-inf")), interval, give_back)
             # Entries of caps idle for a minute say nothing any more: the file stays small.
             slots = {name: when for name, when in slots.items() if when > now - 60.0}
@@ -60,7 +62,7 @@ class FileStore:
             os.close(fd)  # closing the descriptor drops the lock
 
     async def now(self) -> float:
-        return time.time()
+        return host_clock()
 
     async def close(self) -> None:
         return None
