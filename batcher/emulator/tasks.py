@@ -111,6 +111,13 @@ class TaskBook:
         self._finishing: dict[str, list[float]] = {}
         """service → a heap of the finish times of its tasks not yet finished."""
 
+    def images_created(self) -> dict[str, int]:
+        """service → the images its known tasks asked for (what the account was billed)."""
+        images: dict[str, int] = {}
+        for task in self._order:
+            images[task.spec.service] = images.get(task.spec.service, 0) + task.spec.image_count
+        return images
+
     def unfinished(self, service: str, now: float) -> int:
         """How many of `service`'s tasks are waiting or running at `now`."""
         heap = self._finishing.get(service, [])

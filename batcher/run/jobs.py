@@ -35,6 +35,8 @@ class StopReason(enum.StrEnum):
     RUN_STOPPING_ERROR = "run_stopping_error"
     STORE_UNREACHABLE = "store_unreachable"
     ENDPOINT_UNREACHABLE = "endpoint_unreachable"
+    IMAGE_LIMIT = "image_limit"
+    """`--max-images` or `--daily-images` reached: the rest is not sent (exit 75)."""
     UNEXPECTED_ERROR = "unexpected_error"
     """A worker met an error no rule covers (a full disk under the ledger): the run ends."""
 

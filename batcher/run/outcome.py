@@ -34,7 +34,9 @@ class SubmitResult:
         return {service: dict(counts) for service, counts in sorted(totals.items())}
 
 
-_NOTHING_LOST_STOPS = frozenset({StopReason.STORE_UNREACHABLE, StopReason.ENDPOINT_UNREACHABLE})
+_NOTHING_LOST_STOPS = frozenset(
+    {StopReason.STORE_UNREACHABLE, StopReason.ENDPOINT_UNREACHABLE, StopReason.IMAGE_LIMIT}
+)
 
 
 def judge_run(result: RunResult) -> SubmitResult:
@@ -56,7 +58,8 @@ def judge_run(result: RunResult) -> SubmitResult:
         return SubmitResult(summaries, ExitCode.SIGTERM, detail)
     left = sum(summary.left for summary in summaries)
     if stop is not None and stop.reason in _NOTHING_LOST_STOPS:
-        # Stopped from outside the tasks (a store or an endpoint that is down): run again.
+        # Stopped from outside the tasks (a store or an endpoint that is down, an image limit
+        # reached): run again.
         return SubmitResult(summaries, ExitCode.TIME_LIMIT, detail)
     if stop is not None and stop.reason is StopReason.MAX_RUNTIME and left:
         return SubmitResult(summaries, ExitCode.TIME_LIMIT, detail)

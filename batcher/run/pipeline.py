@@ -43,11 +43,13 @@ from dataclasses import dataclass, field
 
 from batcher.api.services import SERVICE_NAMES, Service, get_service
 from batcher.manifest import Task
+from batcher.manifest.images import task_images
 from batcher.run.capacity import Capacity
+from batcher.run.image_budget import Claim, ImageBudget
 from batcher.run.jobs import Job, Result, RunObserver, RunResult, StopCause, StopReason
 from batcher.run.limiter import PREPARE_AHEAD, RateLimiter, StoreUnreachable, Turn
 from batcher.run.producer import produce
-from batcher.run.rate_stores import MemoryStore, RateStore
+from batcher.run.rate_stores import MemoryStore, RateStore, StoreUnavailable
 from batcher.run.reachability import Reachability
 from batcher.run.resume import Decision
 from batcher.run.retry import RetryBudget
@@ -102,7 +104,12 @@ class Pipeline:
         self._observer = observer
         self._rng = random.Random(settings.seed)
         self._stopping = asyncio.Event()
+        """Set by every stop but a reached image limit: every wait gives way."""
+        self._closing = asyncio.Event()
+        """Set by every stop: no new task is taken (a task that holds its images still goes)."""
         self._stop: StopCause | None = None
+        self._images = ImageBudget(self._store, scope, settings.max_images,
+                                   settings.daily_images)
         self._lanes_done: asyncio.Future[list[None]] | None = None
         self._abandoned = False
 
@@ -131,12 +138,15 @@ class Pipeline:
         return RunResult(self._jobs, self._stop)
 
     def request_stop(self, cause: StopCause) -> None:
-        """Stop taking new tasks; in-flight ones settle. The first cause is the one reported."""
+        """Stop taking new tasks; in-flight ones settle. The first cause is the one reported.
+        A reached image limit lets the tasks that hold their images go on: they fit."""
         if self._stop is None:
             self._stop = cause
             log.warning("stopping (%s%s): settling requests in flight", cause.reason,
                         f": {cause.detail}" if cause.detail else "")
-        self._stopping.set()
+        self._closing.set()
+        if cause.reason is not StopReason.IMAGE_LIMIT:
+            self._stopping.set()
 
     def _make_lane(self, service: Service) -> _Lane:
         queue: asyncio.Queue[tuple[Job, Task]] = asyncio.Queue(maxsize=QUEUE_SIZE)
@@ -165,7 +175,7 @@ class Pipeline:
         try:
             try:
                 await produce(self._jobs, lane.service.name, self._settings.rules, lane.queue,
-                              self._stopping)
+                              self._closing)
             except Exception as error:  # a manifest that changed under the run, ...
                 self._unexpected(error)
             await lane.queue.join()  # workers drain the queue whatever happened, stopped or not
@@ -215,7 +225,7 @@ class Pipeline:
         while True:
             job, task = await lane.queue.get()
             try:
-                if not self._stopping.is_set():
+                if not self._closing.is_set():
                     await self._settle(lane, job, task)
             except Exception as error:  # a full disk under the ledger, ...: the run ends
                 self._unexpected(error)
@@ -233,6 +243,44 @@ class Pipeline:
                 await self._send_until_settled(lane, job, task)
 
     async def _send_until_settled(self, lane: _Lane, job: Job, task: Task) -> None:
+        """Within the run's image budget: the task's claim is given back unless it may have
+        created something (docs/spend.md)."""
+        if not self._images.limited:
+            await self._send_within_claim(lane, job, task, [False])
+            return
+        claim = await self._claim(task)
+        if claim is None:
+            return  # over a limit (the run stops) or stopped: not sent, counted as left
+        may_have_billed = [False]
+        try:
+            await self._send_within_claim(lane, job, task, may_have_billed)
+        finally:
+            if not may_have_billed[0]:
+                await self._give_back(claim)
+
+    async def _claim(self, task: Task) -> Claim | None:
+        if self._closing.is_set():
+            return None
+        try:
+            claim = await self._images.claim(task_images(task.service, task.params))
+        except StoreUnavailable as error:
+            self.request_stop(StopCause(StopReason.STORE_UNREACHABLE, str(error)))
+            return None
+        if isinstance(claim, str):
+            self.request_stop(StopCause(StopReason.IMAGE_LIMIT, claim))
+            return None
+        return claim
+
+    async def _give_back(self, claim: Claim) -> None:
+        try:
+            await self._images.give_back(claim)
+        except StoreUnavailable as error:  # counted high, never low: the limit still holds
+            log.warning("cannot give back %d image(s) to the daily count: %s", claim.images,
+                        error)
+
+    async def _send_within_claim(
+        self, lane: _Lane, job: Job, task: Task, may_have_billed: list[bool]
+    ) -> None:
         budget = RetryBudget(self._settings.retry, self._rng)
         first_attempt = job.replay.last_attempt(task.key) + 1
         holds = 0  # refusals for capacity: they use no budget, but each attempt has its number
@@ -257,7 +305,11 @@ class Pipeline:
                 if outcome is not None:
                     await self._stopped_before_retrying(lane, job, task, outcome, verdict.held)
                 return
+            billed_before = may_have_billed[0]
+            may_have_billed[0] = True  # from here until an answer says it created nothing
             outcome = await self._send(lane, task)
+            if _created_nothing(outcome):
+                may_have_billed[0] = billed_before
             self._observer.request_answered(job, lane.service.name, code_of(outcome))
             try:
                 verdict = await record(job.ledger, task, outcome, budget)
@@ -371,3 +423,10 @@ class Pipeline:
                 self._lanes_done.cancel()
             return
         self.request_stop(cause)
+
+
+def _created_nothing(outcome: Outcome) -> bool:
+    """An error answer, or a request that provably never left: nothing was created."""
+    if isinstance(outcome, ApiError):
+        return True
+    return isinstance(outcome, TransportError) and not outcome.may_have_reached_server

@@ -63,6 +63,16 @@ class RateStore(Protocol):
         """
         ...
 
+    async def claim_images(self, key: str, count: int, limit: int) -> bool:
+        """Add `count` to the image count `key` if it stays within `limit`, atomically; False
+        (nothing added) if it would not (`batcher.run.rate_stores.images`). Raises
+        `StoreUnavailable`."""
+        ...
+
+    async def give_back_images(self, key: str, count: int) -> None:
+        """Take `count` off the image count `key` (not below 0). Raises `StoreUnavailable`."""
+        ...
+
     async def now(self) -> float:
         """The store's clock, read without reserving (to map its slots onto the local clock).
         Raises `StoreUnavailable`."""

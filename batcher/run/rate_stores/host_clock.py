@@ -46,7 +46,7 @@ def _raw_boot_clock() -> Callable[[], float] | None:
     def read() -> float:
         if syscall(number, _CLOCK_BOOTTIME, pointer) != 0:
             return time.clock_gettime(time.CLOCK_BOOTTIME)
-        return spec.tv_sec + spec.tv_nsec / 1e9
+        return float(spec.tv_sec) + float(spec.tv_nsec) / 1e9
 
     try:
         read()
