@@ -15,7 +15,6 @@ monotonic ones included, and would give each process its own. Where the raw call
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 import time
@@ -36,7 +35,9 @@ def _raw_boot_clock() -> Callable[[], float] | None:
     if os.name != "posix" or platform.system() != "Linux" or number is None:
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        # The process's own symbols: libc's `syscall` among them, without find_library's
+        # subprocess (ldconfig) at every start.
+        libc = ctypes.CDLL(None, use_errno=True)
         syscall = libc.syscall
     except (OSError, AttributeError):
         return None
