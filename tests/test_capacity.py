@@ -10,6 +10,9 @@ them.
 
 from __future__ import annotations
 
+import asyncio
+import signal
+
 import pytest
 
 from batcher.api.services import get_service
@@ -21,9 +24,11 @@ from batcher.wire.errors import ErrorClass, classify
 from tests.helpers import (
     emulator_settings,
     event_counts,
+    last_events,
     ledger_of,
     read_ledger,
     run_cli,
+    start_cli,
     submit,
     write_manifest,
 )
@@ -89,3 +94,40 @@ async def test_an_account_wide_refusal_stops_at_once_and_leaves_the_tasks_to_sen
         created = {name: s["created"] for name, s in emulator.stats()["services"].items()}
     assert result.exit_code == ExitCode.OK
     assert created == {"vod": 20, "mps": 20}
+
+
+def test_the_codes_are_the_official_sdks():
+    vod = pytest.importorskip("tencentcloud.vod.v20180717.errorcodes")
+    mps = pytest.importorskip("tencentcloud.mps.v20190612.errorcodes")
+    known = {name: {value for value in vars(module).values() if isinstance(value, str)}
+             for name, module in (("vod", vod), ("mps", mps))}
+    for service, codes in ACCOUNT_WIDE.items():
+        assert set(codes) <= known[service]
+    assert "LimitExceeded.CreateTask" in known["mps"]
+
+
+async def test_sigterm_while_tasks_wait_for_room_ends_at_once_and_leaves_them_to_send(tmp_path):
+    manifest = write_manifest(tmp_path, vod=0, mps=12)
+    ledger = ledger_of(manifest)
+    async with running_emulator(emulator_settings_with(max_running=2, seconds=30)) as emulator:
+        process = await start_cli("submit", str(manifest), "--endpoint", emulator.url,
+                                  "--quiet")
+        for _ in range(1000):  # until the service is full and tasks wait for room
+            await asyncio.sleep(0.02)
+            if emulator.stats()["services"]["mps"]["errors"].get("LimitExceeded.CreateTask"):
+                break
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 20)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == ExitCode.SIGTERM
+    events = last_events(ledger)
+    assert list(events.values()).count("submitted") == 2
+    # Refused for room, the held tasks certainly do not exist: not in doubt (`sending`), but
+    # a retryable line, so the next run sends them.
+    assert "sending" not in events.values()
+    failed = [record for record in read_ledger(ledger) if record["event"] == "failed"]
+    assert failed and all(record["error"]["retryable"] for record in failed)
