@@ -20,6 +20,7 @@ from batcher.emulator import EmulatorConfig
 from batcher.emulator.config import FaultConfig, GenerationConfig
 from batcher.emulator.runner import running_emulator
 from batcher.exceptions import ExitCode
+from batcher.run.capacity import FIRST_INTERVAL, Capacity
 from batcher.wire.errors import ErrorClass, classify
 from tests.helpers import (
     emulator_settings,
@@ -131,3 +132,32 @@ async def test_sigterm_while_tasks_wait_for_room_ends_at_once_and_leaves_them_to
     assert "sending" not in events.values()
     failed = [record for record in read_ledger(ledger) if record["event"] == "failed"]
     assert failed and all(record["error"]["retryable"] for record in failed)
+
+
+def test_a_burst_of_refusals_in_flight_widens_the_pace_once_and_acceptances_open_it_again():
+    now = [100.0]
+    capacity = Capacity(clock=lambda: now[0])
+    assert capacity.open
+    for _ in range(10):  # ten requests sent at once, all refused: one piece of news
+        capacity.refused(sent_at=99.9)
+    assert capacity.interval == FIRST_INTERVAL
+    now[0] = 101.0
+    capacity.refused(sent_at=100.5)  # sent after the widening: news
+    assert capacity.interval == pytest.approx(FIRST_INTERVAL * 1.5)
+    for _ in range(100):
+        capacity.accepted()
+    assert capacity.open
+
+
+async def test_a_stop_ends_the_wait_for_room_at_once():
+    capacity = Capacity()
+    capacity.refused(sent_at=capacity.now())
+    for _ in range(20):
+        capacity.refused(sent_at=capacity.now() + 1)  # as slow as it gets
+    stop = asyncio.Event()
+    assert await capacity.admit(stop)  # the first goes at once
+    waiting = asyncio.ensure_future(capacity.admit(stop))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    stop.set()
+    assert await asyncio.wait_for(waiting, 1) is False
