@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -109,9 +110,9 @@ async def test_a_deeply_nested_answer_is_that_tasks_problem_not_the_runs(tmp_pat
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        code, _, stderr = await run_cli(
+        code, stdout, stderr = await run_cli(
             "submit", str(manifest), "--endpoint", f"http://127.0.0.1:{port}", "--rate", "0",
-            "--max-attempts", "2", "--quiet", timeout=60)
+            "--max-attempts", "2", "--json", "--progress", "none", timeout=60)
     finally:
         await runner.cleanup()
     assert "Traceback" not in stderr
@@ -122,3 +123,7 @@ async def test_a_deeply_nested_answer_is_that_tasks_problem_not_the_runs(tmp_pat
         by_service.setdefault(record["service"], set()).add(record["event"])
     assert by_service["mps"] == {"sending"}  # may exist: in doubt
     assert by_service["vod"] == {"failed"}  # retried under its SessionId, then failed
+    # The summary says what happened to each task: every one was sent, none is "not sent".
+    counts = json.loads(stdout)["manifests"][0]["services"]
+    assert (counts["mps"]["in_doubt"], counts["mps"]["not_sent"]) == (3, 0), counts
+    assert (counts["vod"]["failed"], counts["vod"]["not_sent"]) == (3, 0), counts
