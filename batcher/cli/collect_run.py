@@ -1,13 +1,12 @@
-"""The `collect` command from start to end: rate store, client, progress, the run, the summary.
+"""The `collect` command's half of a run: progress, the summary, the metrics file.
 
-The face's half of a collect run: it opens the rate store and the client, chooses the progress
-display, runs `batcher.results.collector.Collector`, prints the summary (or one JSON object) and
-writes the metrics file, whatever the exit code.
+It chooses the progress display, runs collect's sequence (`batcher.results.collection.collect`:
+the rate store, the client, the collector), prints the summary (or one JSON object) and writes
+the metrics file, whatever the exit code.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sys
@@ -25,26 +24,19 @@ from batcher.cli.collect_report import (
 from batcher.results.collector import (
     CollectJob,
     CollectObserver,
-    Collector,
     CollectResult,
     CollectSettings,
 )
 from batcher.results.rows import ResultState
+from batcher.run.account import Account
 from batcher.run.eventloop import run as run_event_loop
-from batcher.run.limiter import RateLimiter
-from batcher.run.rate_scope import rate_scope
-from batcher.run.rate_stores import open_store
-from batcher.wire.client import AigcClient, ClientSettings
-from batcher.wire.credentials import Credentials, CredentialsProvider, StaticCredentials
 
 
 @dataclass(frozen=True, slots=True)
 class CollectRunOptions:
     jobs: Sequence[CollectJob]
-    credentials: Credentials | CredentialsProvider
-    client: ClientSettings
+    account: Account
     settings: CollectSettings
-    rate_store: str
     store_timeout: float
     progress: str = "auto"
     metrics_file: Path | None = None
@@ -69,25 +61,14 @@ def run_collect(options: CollectRunOptions) -> int:
 
 
 async def _collect(options: CollectRunOptions) -> CollectResult:
-    credentials = options.credentials
-    if isinstance(credentials, Credentials):
-        credentials = StaticCredentials(credentials)
-    scope = rate_scope(await credentials.current())  # a CVM role's first fetch: none, no run
-    store = open_store(options.rate_store)
-    observer, close = _observer(options)
+    from batcher.results.collection import collect
+
+    observer, close = progress_display(options.progress)
     try:
-        async with AigcClient(credentials, options.client) as client:
-
-            def limiter_for(service: str, action: str, rate: float) -> RateLimiter:
-                return RateLimiter(store, scope=scope, service=service, action=action,
-                                   rate=rate, store_timeout=options.store_timeout)
-
-            collector = Collector(options.jobs, options.settings, client, limiter_for, observer)
-            return await collector.run()
+        return await collect(options.jobs, options.settings, options.account,
+                             options.store_timeout, observer)
     finally:
         close()
-        with contextlib.suppress(Exception):
-            await store.close()
 
 
 class _NoProgress:
@@ -95,8 +76,9 @@ class _NoProgress:
         return None
 
 
-def _observer(options: CollectRunOptions) -> tuple[CollectObserver, Callable[[], None]]:
-    mode = options.progress
+def progress_display(mode: str) -> tuple[CollectObserver, Callable[[], None]]:
+    """`bar`, `lines`, `none` or `auto` (a bar on a terminal, else lines): the observer and the
+    function that closes it (the Python API's `progress=True` uses it too)."""
     if mode == "auto":
         mode = "bar" if sys.stderr.isatty() else "lines"
     if mode == "bar":
@@ -106,4 +88,3 @@ def _observer(options: CollectRunOptions) -> tuple[CollectObserver, Callable[[],
         lines = LineCollectProgress()
         return lines, lines.close
     return _NoProgress(), lambda: None
-

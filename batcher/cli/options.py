@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 from batcher.api.services import DEFAULT_RATE, DEFAULT_SITE, SITES
@@ -69,11 +68,6 @@ def add_json(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--json", action="store_true", help=help_text)
 
 
-def default_ledger_path(manifest: Path) -> Path:
-    """`<manifest stem>.ledger.jsonl` beside the manifest (SPEC §2)."""
-    return manifest.with_name(f"{manifest.stem}.ledger.jsonl")
-
-
 def add_account_options(parser: argparse.ArgumentParser) -> None:
     """Where requests go and whose they are: --endpoint, --site, --profile, --region, and the
     rate store that shares the account's caps (--rate-store, --store-timeout)."""
@@ -110,37 +104,3 @@ def add_output_options(parser: argparse.ArgumentParser, metrics_help: str) -> No
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--log-file", type=Path, help="write log lines here instead of stderr")
     parser.add_argument("--metrics-file", type=Path, metavar="PATH", help=metrics_help)
-
-
-def split_endpoints(value: str | None) -> list[str]:
-    """`BATCHER_ENDPOINT`: one URL, or `vod=URL,mps=URL`."""
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
-
-
-def parse_endpoints(values: Sequence[str]) -> tuple[str | None, tuple[tuple[str, str], ...]]:
-    """`--endpoint` values → (the URL for every service, (service, URL) pairs), each checked.
-
-    >>> parse_endpoints(["http://127.0.0.1:1", "mps=http://127.0.0.1:2"])
-    ('http://127.0.0.1:1', (('mps', 'http://127.0.0.1:2'),))
-    """
-    from batcher.api.services import SERVICES
-    from batcher.exceptions import UsageError
-    from batcher.wire.client import check_endpoint  # late: the parser stays light
-
-    shared: str | None = None
-    own: dict[str, str] = {}
-    for value in values:
-        name, separator, url = value.partition("=")
-        if not separator or "://" in name:
-            if shared is not None:
-                raise UsageError("--endpoint URL is given twice: give one URL for every "
-                                 "service, or vod=URL and mps=URL")
-            shared = check_endpoint(value)
-        elif name in SERVICES:
-            if name in own:
-                raise UsageError(f"--endpoint {name}=URL is given twice: give it once")
-            own[name] = check_endpoint(url)
-        else:
-            raise UsageError(f"--endpoint {name}=...: unknown service {name!r}: use "
-                             f"{' or '.join(f'{s}=URL' for s in SERVICES)}, or a URL alone")
-    return shared, tuple(sorted(own.items()))

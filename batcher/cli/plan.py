@@ -28,10 +28,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from batcher.cli.logs import configure_logging
-    from batcher.cli.options import default_ledger_path
     from batcher.cli.report import PlanReport, render_plan
     from batcher.manifest import load_manifest
     from batcher.manifest.discover import expand_manifest_paths
+    from batcher.run.account import default_ledger_path
     from batcher.run.resume import ResumeRules, plan_manifest
     from batcher.state.replay import replay  # not the ledger facade: its writer needs asyncio
 

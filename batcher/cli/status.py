@@ -33,9 +33,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from batcher.cli.logs import configure_logging
-    from batcher.cli.options import default_ledger_path
     from batcher.manifest import load_manifest
     from batcher.manifest.discover import expand_manifest_paths
+    from batcher.run.account import default_ledger_path
 
     configure_logging()
     if (args.state or args.csv) and not args.tasks:
