@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from batcher.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
 from batcher.manifest.images import task_images
 from tests.helpers import (
     cli_env,
@@ -120,3 +121,15 @@ def test_a_tasks_images_are_its_output_image_count():
     assert task_images("vod", {"OutputImageCount": 4}) == 1  # vod reads it in OutputConfig
     assert task_images("mps", {"OutputImageCount": 2}) == 2
     assert task_images("mps", {}) == 1
+
+
+async def test_the_python_api_takes_the_same_limits(tmp_path, emulator):
+    import batcher
+
+    manifest = write_manifest(tmp_path, vod=0, mps=6)
+    result = await batcher.submit_async(
+        manifest, endpoint=emulator.url, secret_id=DEFAULT_SECRET_ID,
+        secret_key=DEFAULT_SECRET_KEY, rate=0, rate_store="memory", max_images=4)
+    assert result.exit_code == 75
+    assert emulator.stats()["images_created"] == {"mps": 4}
+    assert "--max-images 4 reached" in result.stop_detail
