@@ -73,6 +73,20 @@ _ACCOUNT_FIXES = {
     "Demand in the console",
     "InvalidParameterValue.SubAppId": "the SubAppId does not exist on this account: set SubAppId "
     "under defaults.vod in the manifest to one of the account's VOD applications",
+    "FailedOperation.UserStatusInavlid": "the account is suspended or in arrears: top up the "
+    "account in the Tencent Cloud console, then run again",
+    "FailedOperation.InvalidAccount": "the account cannot use VOD: check the account's status "
+    "and activate Video on Demand in the console, then run again",
+    "ResourceNotFound.ServiceNotExist": "the service is not activated on this account: activate "
+    "it in the Tencent Cloud console, then run again",
+    "LimitExceeded.Quota": "the VOD application's AIGC image quota is used up: raise the quota "
+    "(or wait for it to renew), then run again",
+    "FailedOperation.UserArrears": "the account is suspended for arrears: top up the account in "
+    "the Tencent Cloud console, then run again",
+    "FailedOperation.InvalidMpsUser": "MPS is not activated on this account: activate Media "
+    "Processing Service in the console, then run again",
+    "FailedOperation.InvalidUser": "the account cannot use MPS: check the account's status and "
+    "activate Media Processing Service in the console, then run again",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,6 +45,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     submit.add_argument("--max-runtime", type=parse_duration, metavar="DURATION",
                         help="stop taking new tasks after this long (e.g. 50m, 2h, 90s); exit 75")
     add_spend_options(submit)
+    submit.add_argument("--max-images", type=int, metavar="N",
+                        help="send at most N images in this run (a task's images: its "
+                        "OutputImageCount, 1 by default); reached: exit 75, run again for the rest")
+    submit.add_argument("--daily-images", type=int, metavar="N",
+                        help="at most N images per UTC day for the account, across every "
+                        "process and host sharing the --rate-store (default: "
+                        f"${DAILY_IMAGES_ENV}, else no limit); reached: exit 75")
     add_output_options(submit, "write Prometheus text-format metrics here (atomically, "
                        "every 15 s and at the end), e.g. for node_exporter's textfile collector")
     submit.set_defaults(handler=run, on_error=record_failure)
@@ -82,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
                               resend_in_doubt=args.resend_in_doubt),
             max_runtime=args.max_runtime,
             store_timeout=args.store_timeout,
+            max_images=_image_limit("--max-images", args.max_images),
+            daily_images=_image_limit("--daily-images", _daily_images(args.daily_images)),
         ),
         rate_store=account.rate_store,
         regeneration=RegenerationRules(retryable=args.regenerate,
@@ -103,6 +113,27 @@ def run(args: argparse.Namespace) -> int:
     elif not args.quiet:
         print(render_summary(*summary))
     return result.exit_code
+
+
+DAILY_IMAGES_ENV = "BATCHER_DAILY_IMAGES"
+
+
+def _daily_images(given: int | None) -> int | None:
+    """--daily-images, else $BATCHER_DAILY_IMAGES (a cron line's environment), else none."""
+    text = os.environ.get(DAILY_IMAGES_ENV, "").strip()
+    if given is not None or not text:
+        return given
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"${DAILY_IMAGES_ENV}={text!r} is not a number of images: set it to a "
+                         "whole number, e.g. 5000, or unset it") from None
+
+
+def _image_limit(option: str, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise UsageError(f"{option} must be at least 1 (omit it for no limit)")
+    return value
 
 
 def warn_about_rate(rate: float) -> None:

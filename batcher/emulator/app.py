@@ -186,6 +186,10 @@ class _Endpoint:
                 return await self._error(error, request_id, now)
             self.state.sessions.remember(session_id, now)
 
+        if self._full(service, now):
+            error = known("LimitExceeded.CreateTask")
+            done(error.code, session_id)
+            return await self._error(error, request_id, now)
         task_id = f"{prefix}-AigcImage-{uuid.uuid4().hex}"
         spec = _task_spec(service, task_id, parsed)
         if spec.sub_app_id is not None:
@@ -197,6 +201,12 @@ class _Endpoint:
         done(OUTCOME_OK, session_id, task_id)
         answer = {"Response": {"TaskId": task_id, "RequestId": request_id}}
         return await self._answer(self._json(answer, now))
+
+    def _full(self, service: Service, now: float) -> bool:
+        """mps: the account's waiting and running tasks are at `--max-running`."""
+        limit = self.config.max_running
+        return (limit is not None and service.name == "mps"
+                and self.state.tasks.unfinished(service.name, now) >= limit)
 
     async def stats(self, request: web.Request) -> web.Response:
         include_sessions = request.query.get("sessions", "1").lower() not in ("0", "false", "no")

@@ -65,6 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "API's: DescribeTaskDetail and DescribeTasks 100, DescribeAigcImageTask 20)",
     )
     parser.add_argument(
+        "--max-running",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="mps: at most N of the account's tasks waiting or running at once; a create past "
+        "it is refused with LimitExceeded.CreateTask (default: no limit)",
+    )
+    parser.add_argument(
         "--sub-app-id",
         type=_positive_int,
         action="append",
@@ -223,6 +231,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         token=token,
         rate=args.rate,
         poll_rate=args.poll_rate,
+        max_running=args.max_running,
         generation=generation,
         sub_app_ids=frozenset(args.sub_app_id),
         clock_skew=args.clock_skew,

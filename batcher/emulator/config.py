@@ -141,6 +141,9 @@ class EmulatorConfig:
     0 lifts every cap, the poll actions' included: that is what a benchmark wants."""
     poll_rate: int | None = None
     """Requests per rolling second of each poll action; None = the registry's caps, 0 = none."""
+    max_running: int | None = None
+    """mps: the account's tasks that may be waiting or running at once; a create past it is
+    refused with `LimitExceeded.CreateTask`. None = no limit (vod documents no such code)."""
     sub_app_ids: frozenset[int] = frozenset()
     """The VOD SubAppIds that exist; empty = any positive integer."""
     clock_skew: float = 0.0
@@ -168,6 +171,8 @@ class EmulatorConfig:
             raise ValueError(f"rate must be >= 0 (0 = unlimited), got {self.rate}")
         if self.poll_rate is not None and self.poll_rate < 0:
             raise ValueError(f"poll rate must be >= 0 (0 = unlimited), got {self.poll_rate}")
+        if self.max_running is not None and self.max_running < 1:
+            raise ValueError(f"max running must be >= 1, got {self.max_running}")
         if any(sub_app_id <= 0 for sub_app_id in self.sub_app_ids):
             raise ValueError("every SubAppId must be a positive integer")
         if not self.secret_id or not self.secret_key:

@@ -61,6 +61,10 @@ _MESSAGES: dict[str, str] = {
     "FailedOperation.UserArrears": "The user's service is suspended (in arrears).",
     "FailedOperation.InvalidMpsUser": "Operation failed: invalid MPS user.",
     "FailedOperation.InvalidUser": "Operation failed: invalid user.",
+    "LimitExceeded.CreateTask": (
+        "Unable to create the task: the number of tasks being executed has reached the upper "
+        "limit."
+    ),
 }
 
 

@@ -57,6 +57,8 @@ async def submit_async(
     regenerate: bool = False,
     regenerate_all: bool = False,
     max_runtime: float | None = None,
+    max_images: int | None = None,
+    daily_images: int | None = None,
     secret_id: str | None = None,
     secret_key: str | None = None,
     token: str | None = None,
@@ -67,13 +69,18 @@ async def submit_async(
 
     Credentials: `secret_id` and `secret_key` (and `token`) when given, else the CLI's order
     (environment, profile file, CVM role). `endpoint` is one URL for every service or
-    `["vod=URL", "mps=URL"]`; `max_runtime` is in seconds.
+    `["vod=URL", "mps=URL"]`; `max_runtime` is in seconds. `max_images` bounds this run's
+    images, `daily_images` the account's per UTC day in the rate store (docs/spend.md): reached,
+    the result's exit code is 75 and the rest is not sent.
     """
     account = account_for(endpoint, site, profile, region, rate_store, secret_id, secret_key, token)
-    if max_attempts < 1:
-        from batcher.exceptions import UsageError
+    from batcher.exceptions import UsageError
 
+    if max_attempts < 1:
         raise UsageError("max_attempts must be at least 1")
+    for name, limit in (("max_images", max_images), ("daily_images", daily_images)):
+        if limit is not None and limit < 1:
+            raise UsageError(f"{name} must be at least 1 (None: no limit)")
     located = locate_manifests(manifest_paths(manifest), _path(ledger), too_many=TOO_MANY)
     options = SubmitOptions(
         manifests=[ManifestRun(item.manifest, item.ledger) for item in located],
@@ -84,6 +91,8 @@ async def submit_async(
             rules=ResumeRules(retry_failed=retry_failed, resend_in_doubt=resend_in_doubt),
             max_runtime=max_runtime,
             store_timeout=store_timeout,
+            max_images=max_images,
+            daily_images=daily_images,
             handle_signals=False,
         ),
         rate_store=account.rate_store,

@@ -52,8 +52,20 @@ _RUN_STOPPING_CODES = frozenset(
         "UnauthorizedOperation",
         "FailedOperation.InvalidVodUser",
         "InvalidParameterValue.SubAppId",
+        # The account cannot create anything until it is fixed (docs/spend.md): in arrears,
+        # the service not activated or the user invalid, the application's AIGC quota used up.
+        "FailedOperation.UserStatusInavlid",  # sic, as the API spells it
+        "FailedOperation.InvalidAccount",
+        "ResourceNotFound.ServiceNotExist",
+        "LimitExceeded.Quota",
+        "FailedOperation.UserArrears",
+        "FailedOperation.InvalidMpsUser",
+        "FailedOperation.InvalidUser",
     }
 )
+
+CAPACITY_REFUSED = "LimitExceeded.CreateTask"
+"""mps: the account's tasks being executed are at their limit; nothing was created."""
 
 
 def classify(service: Service, code: str) -> ErrorClass:
@@ -67,6 +79,11 @@ def classify(service: Service, code: str) -> ErrorClass:
     if code in _RUN_STOPPING_CODES:
         return ErrorClass.RUN_STOPPING
     return ErrorClass.PERMANENT
+
+
+def is_capacity_refusal(service: str, code: str) -> bool:
+    """True when the service refused for lack of room for running tasks (try again later)."""
+    return service == "mps" and code == CAPACITY_REFUSED
 
 
 def is_throttling(code: str) -> bool:
