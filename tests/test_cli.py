@@ -1,4 +1,5 @@
-"""SPEC §2 commands: `plan` and `status` output, bad input as one line and exit 2, nothing sent."""
+"""docs/index.md#commands: `plan` and `status` output, bad input as one line and exit 2, nothing
+sent."""
 
 from __future__ import annotations
 

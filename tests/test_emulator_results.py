@@ -1,4 +1,4 @@
-"""SPEC §7/§9: the emulator plays the result side — tasks live, fail, leave real PNG files.
+"""docs/emulator.md: the emulator plays the result side — tasks live, fail, leave real PNG files.
 
 Every test moves an injected clock instead of sleeping. The last section makes the official
 SDK's clients call each poll action against the emulator and parse the answers into the SDK's

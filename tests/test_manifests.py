@@ -1,4 +1,4 @@
-"""SPEC §3, manifests: how a YAML or CSV manifest expands into tasks, and what its errors say.
+"""docs/manifests.md: how a YAML or CSV manifest expands into tasks, and what its errors say.
 
 Each test is named after the rule it proves. Manifests are written to a temporary directory; the
 helpers below load, validate and expand them the way the CLI does.

@@ -1,4 +1,4 @@
-"""SPEC §9 results: `batcher collect` polls, recovers duplicates, downloads, and reports.
+"""docs/results.md: `batcher collect` polls, recovers duplicates, downloads, and reports.
 
 The CLI runs in its own process (as a user or cron runs it) against the real emulator on
 loopback; the emulator's records and the two ledgers are the witnesses.

@@ -1,7 +1,8 @@
 """The service registry: what differs between the two Tencent endpoints batcher talks to.
 
 One frozen `Service` per endpoint: host, API version, the action that creates a task and the one
-that polls it, each action's rate cap (SPEC §1 and §9), and whether the server deduplicates on
+that polls it, each action's rate cap (docs/architecture.md#the-two-services and
+docs/results.md#polling), and whether the server deduplicates on
 `SessionId`. Every other module asks this registry instead of spelling a host, a version or a cap
 itself.
 

@@ -1,7 +1,7 @@
 """The `batcher collect` command: its options, and the run it hands to `batcher.results`.
 
-Exit codes (SPEC §9): 0 every done task has its files on disk; 1 finished, and some failed to
-generate, expired or were lost; 75 some are still generating, or the run was stopped early
+Exit codes (docs/results.md): 0 every done task has its files on disk; 1 finished, and some failed
+to generate, expired or were lost; 75 some are still generating, or the run was stopped early
 (`--max-runtime`, `--timeout`, the endpoint or the rate store unreachable): run again; 2 bad
 usage, a bad manifest, credentials refused; 3 another collect holds the results ledger;
 130/143 SIGINT/SIGTERM. results.csv and index.html are rewritten whatever the exit code.

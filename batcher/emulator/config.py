@@ -94,7 +94,8 @@ class TemporaryKey:
 
 @dataclass(frozen=True, slots=True)
 class GenerationConfig:
-    """How created tasks live: how long they take, which fail, what files they leave (SPEC §9).
+    """How created tasks live: how long they take, which fail, what files they leave
+    (docs/emulator.md#the-result-side).
 
     A task waits for the first fifth of its generation time, runs for the rest, then finishes;
     its generation time is `seconds`, spread uniformly by +-`jitter` (0.5 = +-50%).

@@ -1,4 +1,5 @@
-"""Job manifests (SPEC §3): a YAML or CSV file expanded into a stream of validated, keyed tasks.
+"""Job manifests (docs/manifests.md): a YAML or CSV file expanded into a stream of validated, keyed
+tasks.
 
     manifest = load_manifest(Path("jobs/example.yaml"))   # reads the structure; ManifestError
     report = manifest.validate()                           # pass 1: every error, or the counts
@@ -18,7 +19,7 @@ for duplicate detection. CSV rows are numbered as a spreadsheet shows them: the 
 YAML is composed to a node tree first, so that messages name lines and quote values as written
 (`AspectRatio: 16:9` unquoted is the number 969 to YAML 1.1, and the message says so).
 
-The rules where SPEC §3 leaves room, decided here:
+The rules where docs/manifests.md leaves room, decided here:
 - A YAML manifest names its `service` at the top or on each task; a bare CSV without a `service`
   column sends `vod` tasks.
 - `defaults` may hold lower-case keys too: default template variables, common or per service.
@@ -30,7 +31,7 @@ The rules where SPEC §3 leaves room, decided here:
 - A templated string at an integer or boolean parameter is converted like a CSV cell, so
   `Seed: "{seed}"` with `matrix: {seed: [1, 2]}` sends integers.
 - An absent `tasks` (and no `csv`) is the one implicit task; `tasks: []` is no task. A manifest
-  that expands to no task at all is an error naming the file (SPEC §3).
+  that expands to no task at all is an error naming the file (docs/manifests.md).
 - `matrix: {service: [vod, mps]}` sends every task that names no service (a YAML task without
   `service:`, a CSV row with an empty service cell) to each service in turn, with that
   service's defaults; it cannot be combined with a top-level `service:`.
@@ -211,7 +212,7 @@ _PARAMS_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _no_task_hint(plan: Plan) -> str:
-    """Why a valid manifest has no task, and what to add (SPEC §3: it is an error)."""
+    """Why a valid manifest has no task, and what to add (docs/manifests.md: it is an error)."""
     if plan.csv is not None and plan.csv.path == plan.path:
         return "no task: the CSV has a header but no rows: add one row per task"
     if plan.csv is not None:

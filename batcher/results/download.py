@@ -1,4 +1,5 @@
-"""Downloading one output file: streamed to `<name>.part`, checked, fsynced, renamed (SPEC §9).
+"""Downloading one output file: streamed to `<name>.part`, checked, fsynced, renamed
+(docs/results.md#downloads).
 
 Guarantees: a file is never held in memory (chunks of `CHUNK` bytes go straight to disk, hashed
 as they pass); a file under its final name is always complete and checked (its size against the

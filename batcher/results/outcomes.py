@@ -1,4 +1,5 @@
-"""What one poll says of a task's generation (SPEC §9): still going, generated, or failed.
+"""What one poll says of a task's generation (docs/results.md#failed-generations): still going,
+generated, or failed.
 
 vod `DescribeTaskDetail` answers `Status` WAITING / PROCESSING / FINISH and, in `AigcImageTask`,
 `ErrCode`/`ErrCodeExt`/`Message` and `Output.FileInfos[]`; mps `DescribeAigcImageTask` answers
@@ -39,8 +40,8 @@ _RETRYABLE_GENERATION_PREFIXES = (
 
 
 def is_retryable_generation_error(service: str, code: str) -> bool:
-    """True when generating again may succeed (SPEC §9's list); mps `FAIL` says nothing of why,
-    so it is resent only by `--regenerate-all`."""
+    """True when generating again may succeed (docs/results.md#failed-generations's list); mps
+    `FAIL` says nothing of why, so it is resent only by `--regenerate-all`."""
     if service == "mps" and code == MPS_FAILURE_CODE:
         return False
     return code.startswith(_RETRYABLE_GENERATION_PREFIXES)

@@ -1,4 +1,5 @@
-"""Which tasks a run sends, given what the ledger says of them (SPEC §6, "On the next submit").
+"""Which tasks a run sends, given what the ledger says of them
+(docs/ledgers.md#replay-what-the-next-run-sends).
 
 Done tasks (`submitted`, `duplicate`) are skipped; a `failed` task whose error was retryable is
 sent again, a permanent failure only with `--retry-failed`; a task in doubt (last line `sending`)

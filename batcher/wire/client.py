@@ -10,7 +10,7 @@ its clock and the server's `Date` header, so the retry is signed with the server
 
 Each service goes to its own URL: its public host on the chosen site, or an `--endpoint` (one
 for every service, or one per service). The signed `Host` header is that URL's host, with its
-port only when it is not the scheme's default (SPEC §2).
+port only when it is not the scheme's default (docs/operating.md#endpoints).
 
 Answers are bounded: at most `MAX_ANSWER_BYTES` of a body are read (a larger one is not read on),
 and a body that is not JSON, is nested too deep for the parser, or is not a `Response` object of

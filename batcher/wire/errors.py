@@ -1,4 +1,5 @@
-"""The error classes of SPEC §5, as a map of what the caller can do about each failure.
+"""The error classes of docs/architecture.md#submitting, as a map of what the caller can do about
+each failure.
 
 - RETRYABLE: send again after a back-off (network before sending, timeouts, HTTP 5xx,
   `InternalError*`, `RequestLimitExceeded*` (also slows the service down), `ServiceUnavailable`,

@@ -12,7 +12,7 @@ A store only decides where `next` lives and whose clock `now` is:
   shared by every host that names the server.
 
 A store that cannot answer raises `StoreUnavailable`; the limiter waits and asks again, and never
-falls back to a private cap (SPEC §10).
+falls back to a private cap (docs/operating.md#several-hosts).
 """
 
 from __future__ import annotations
