@@ -88,3 +88,21 @@ async def test_a_csv_counts_images_from_its_cells_on_the_fast_lane(tmp_path):
     result = batcher.plan(manifest)
     assert result.services["vod"].images == expected_images
     assert result.services["vod"].images_to_send == expected_images - sent_before
+
+
+async def test_submit_reports_the_images_it_created_per_service(tmp_path):
+    manifest = tmp_path / "spend.yaml"
+    manifest.write_text(JOB)
+    async with running_emulator(emulator_settings(rate=0)) as emulator:
+        code, stdout, stderr = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
+                                             "--json")
+        assert code == 0, stderr
+        services = json.loads(stdout)["manifests"][0]["services"]
+        # vod: 2 + 2 + 1 (a null count is the default, 1); mps: 3.
+        assert services["vod"]["images_created"] == 5
+        assert services["mps"]["images_created"] == 3
+        assert emulator.stats()["images_created"] == {"vod": 5, "mps": 3}
+        code, stdout, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
+                                        "--json")
+    again = json.loads(stdout)["manifests"][0]["services"]
+    assert code == 0 and again["vod"]["images_created"] == again["mps"]["images_created"] == 0

@@ -56,6 +56,8 @@ class Job:
     """(service, result) → how many tasks ended so in this run."""
     left: Counter[str] = field(default_factory=Counter)
     """service → tasks this run meant to send but did not start (stopped)."""
+    images_created: Counter[str] = field(default_factory=Counter)
+    """service → images asked for by the tasks this run created (`batcher.manifest.images`)."""
     held: Counter[tuple[str, Decision]] = field(default_factory=Counter)
     """(service, decision) → tasks not sent by rule (done, held failed, held in doubt)."""
     regenerations: Mapping[str, Regeneration] = field(default_factory=dict)

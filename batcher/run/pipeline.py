@@ -215,8 +215,10 @@ class Pipeline:
             detail = f"{type(error).__name__}: {detail}"
         self.request_stop(StopCause(StopReason.UNEXPECTED_ERROR, detail, error))
 
-    def _settled(self, lane: _Lane, job: Job, result: Result) -> None:
+    def _settled(self, lane: _Lane, job: Job, result: Result, task: Task | None = None) -> None:
         job.results[(lane.service.name, result)] += 1
+        if result is Result.SUBMITTED and task is not None:
+            job.images_created[lane.service.name] += task_images(task.service, task.params)
         self._observer.task_settled(job, lane.service.name, result)
 
     # --- workers -------------------------------------------------------------------------
@@ -320,7 +322,7 @@ class Pipeline:
                 raise
             self._heed(lane, verdict, outcome)
             if verdict.result is not None:
-                self._settled(lane, job, verdict.result)
+                self._settled(lane, job, verdict.result, task)
                 return
             if verdict.stop is not None:
                 return  # written as not sent: counted as left

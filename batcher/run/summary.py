@@ -16,6 +16,9 @@ from batcher.run.resume import Decision
 if TYPE_CHECKING:
     from batcher.run.pipeline import Job
 
+IMAGES_CREATED = "images_created"
+"""Images asked for by the tasks this run created (`submitted`): what it billed for sure."""
+
 SUMMARY_COLUMNS = (
     "done_before",
     "submitted",
@@ -25,6 +28,7 @@ SUMMARY_COLUMNS = (
     "held_failed",
     "held_in_doubt",
     "not_sent",
+    IMAGES_CREATED,
 )
 NOT_DONE_COLUMNS = ("failed", "in_doubt", "held_failed", "held_in_doubt", "not_sent")
 NOT_SENT = "not_sent"
@@ -74,5 +78,6 @@ def summarize_job(job: Job) -> JobSummary:
             "held_failed": job.held[(service, Decision.HOLD_FAILED)],
             "held_in_doubt": job.held[(service, Decision.HOLD_IN_DOUBT)],
             NOT_SENT: job.left[service],
+            IMAGES_CREATED: job.images_created[service],
         }
     return JobSummary(job.name, str(job.ledger.path), services)
