@@ -31,7 +31,6 @@ MAX_CSV_ROW_CHARS = 8 << 20
 """One CSV row, with its quoted line ends; a row is one task's parameters."""
 
 _KINDS = (
-    (stat.S_ISDIR, "a directory"),
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
     (stat.S_ISCHR, "a character device"),
     (stat.S_ISBLK, "a block device"),
@@ -54,6 +53,8 @@ def open_regular(path: Path, display: str) -> io.FileIO:
         raise ManifestError([f"{display}: cannot read it: {error.strerror}"]) from None
     try:
         mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ManifestError([f"{display}: is a directory, not a manifest file"])
         if not stat.S_ISREG(mode):
             kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
             raise ManifestError(
