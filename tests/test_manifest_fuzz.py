@@ -141,3 +141,16 @@ async def test_a_mutated_manifest_through_the_cli_sends_nothing(
     assert "Traceback" not in stderr
     assert stderr.startswith("batcher: ") and name in stderr
     assert created == [0, 0]
+
+
+@settings(max_examples=30, deadline=2000, derandomize=True)
+@given(st.integers(1, 70_000), st.sampled_from(["[", "{", '{"a":', "[{"]), st.booleans())
+def test_a_deep_json_cell_is_a_manifest_error(depth: int, opener: str, closed: bool) -> None:
+    closers = {"[": "]", "{": "}", '{"a":': "}", "[{": "}]"}
+    cell = opener * depth + "1" + (closers[opener] * depth if closed else "")
+    data = (
+        "Prompt,SubAppId,ModelName,ModelVersion,FileInfos\n"
+        f'a cat,251007502,GEM,2.5,"{cell.replace(chr(34), chr(34) * 2)}"\n'
+    ).encode()
+    with tempfile.TemporaryDirectory() as directory:
+        load_and_expand(Path(directory), "deep.csv", data)
