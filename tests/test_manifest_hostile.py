@@ -8,6 +8,7 @@ yaml_bounds.py and coerce.py (docs/manifests.md).
 
 from __future__ import annotations
 
+import itertools
 import os
 import resource
 import subprocess
@@ -23,7 +24,9 @@ from tests.helpers import cli_env, emulator_settings, run_cli
 
 VOD_COLUMNS = "SubAppId,ModelName,ModelVersion"
 VOD_CELLS = "251007502,GEM,2.5"
-VOD_DEFAULTS = "service: vod\ndefaults: {SubAppId: 251007502, ModelName: GEM, ModelVersion: '2.5'}\n"
+VOD_DEFAULTS = (
+    "service: vod\ndefaults: {SubAppId: 251007502, ModelName: GEM, ModelVersion: '2.5'}\n"
+)
 
 
 def plan_in_subprocess(path: Path, timeout: float = 60,
@@ -56,7 +59,7 @@ def assert_one_line(stderr: str, *parts: str) -> None:
 def billion_laughs(directory: Path) -> Path:
     lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
     names = "abcdefghi"
-    for before, name in zip(names, names[1:], strict=False):
+    for before, name in itertools.pairwise(names):
         lines.append(f"{name}: &{name} [{', '.join([f'*{before}'] * 9)}]")
     path = directory / "laughs.yaml"
     path.write_text("\n".join(lines) + "\n")
@@ -245,7 +248,7 @@ def test_a_yaml_manifests_csv_saved_with_crlf_has_the_same_keys(tmp_path: Path) 
     for name, newline in (("lf", "\n"), ("crlf", "\r\n")):
         directory = tmp_path / name
         directory.mkdir()
-        (directory / "rows.csv").write_bytes(f'Prompt\n"a\nb"\nc\n'.replace("\n", newline).encode())
+        (directory / "rows.csv").write_bytes('Prompt\n"a\nb"\nc\n'.replace("\n", newline).encode())
         manifest = directory / "job.yaml"
         manifest.write_bytes((VOD_DEFAULTS + "csv: rows.csv\n").replace("\n", newline).encode())
         keys.append([task.key for task in load_manifest(manifest).tasks()])
