@@ -51,11 +51,12 @@ if TYPE_CHECKING:
         ServicePlan,
         SubmitResult,
     )
-    from batcher.library.submit import submit, submit_async
+    from batcher.library.submit import SpendRefused, submit, submit_async
 
 _HOMES = {
     "plan": "plan",
     "submit": "submit",
+    "SpendRefused": "submit",
     "submit_async": "submit",
     "collect": "collect",
     "collect_async": "collect",
@@ -97,6 +98,7 @@ __all__ = [
     "ResultRow",
     "Rows",
     "ServicePlan",
+    "SpendRefused",
     "SubmitResult",
     "UsageError",
     "__version__",

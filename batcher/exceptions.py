@@ -1,4 +1,5 @@
-"""The exit codes of SPEC §2 and the one exception tree every user-facing error belongs to.
+"""The exit codes of docs/exit-codes.md and the one exception tree every user-facing error belongs
+to.
 
 A leaf module: it imports nothing of batcher, so every layer may raise these, and the face
 (`batcher.cli.main`) catches `BatcherError` once and exits with the error's code::
@@ -35,7 +36,8 @@ __all__ = [
 
 
 class ExitCode(enum.IntEnum):
-    """The process exit codes of SPEC §2, in one place for the CLI, the docs and the tests."""
+    """The process exit codes of docs/exit-codes.md, in one place for the CLI, the docs and the
+    tests."""
 
     OK = 0
     """Every task is done."""

@@ -1,5 +1,5 @@
-"""Collect (SPEC §9): polls per task, how soon a waiting run ends, keeping pace with a submit,
-and download throughput and memory.
+"""Collect (docs/results.md): polls per task, how soon a waiting run ends, keeping pace with a
+submit, and download throughput and memory.
 
 The emulator runs in this process (its task book tells exactly when each task finished); every
 `batcher` command is a child process measured from outside (`procs.run_measured`: wall time,

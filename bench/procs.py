@@ -155,6 +155,7 @@ class Emulator:
         log: Path | None = None,
         seed: int = 1,
         latency_ms: float = 0.0,
+        extra: Sequence[str] = (),
     ) -> None:
         self.argv = [
             *BATCHER, "emulator", "--port", "0", "--rate", str(rate),
@@ -166,6 +167,7 @@ class Emulator:
             self.argv += ["--log", str(log)]
         if latency_ms:
             self.argv += ["--latency-ms", f"{latency_ms:g}-{latency_ms:g}"]
+        self.argv += list(extra)
         self.stderr_path = workdir / f"emulator-{os.getpid()}-{id(self)}.err"
         self.url = ""
         self.measured: Measured | None = None

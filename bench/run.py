@@ -19,7 +19,10 @@ from the emulator's own log or the operating system's accounting of the child, s
    `collect --wait` ends, how far behind a submit it ends, download throughput and peak RSS;
 7. gallery (gallery.py): the paged gallery of 200,000 synthetic rows written, rewritten
    unchanged and with one task changed (wall time, files rewritten, sizes, peak RSS), and
-   index.html of 20,000 tasks opened in headless Chromium.
+   index.html of 20,000 tasks opened in headless Chromium;
+8. spend (spend.py): a full mps service (10 running at once, 150 tasks of 1.5 s ± 50%): wall
+   time against the limit's, the rate it settles at against the rate tasks finish, refusals
+   per task; and `--daily-images 100` held by three processes on one `file:` store.
 
 It prints a table (metric / measured / target / pass) and writes it as JSON to
 bench/results/bench-<UTC time>.json and bench/results/latest.json. Benchmarks print figures; the
@@ -49,11 +52,12 @@ from procs import precompile_batcher
 from rate import run_rate
 from scale import run_scale
 from shared import run_shared
+from spend import run_spend
 from startup import run_startup
 from table import Row, describe_machine, machine, render, render_markdown, write_results
 
 RESULTS = Path(__file__).with_name("results")
-SECTIONS = ("startup", "rate", "cost", "scale", "shared", "collect", "gallery")
+SECTIONS = ("startup", "rate", "cost", "scale", "shared", "collect", "gallery", "spend")
 FULL = {"rate_per_service": 1000, "cost_tasks": 5000, "scale_rows": 1_000_000,
         "shared_per_service": 200, "collect_finished": 2000, "collect_waiting": 1000,
         "collect_beside": 400, "collect_downloads": 200, "gallery_rows": 200_000}
@@ -108,6 +112,7 @@ def run_sections(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], di
         "collect": lambda: run_collect(workdir, args.collect_finished, args.collect_waiting,
                                        args.collect_beside, args.collect_downloads),
         "gallery": lambda: run_gallery(workdir, args.gallery_rows),
+        "spend": lambda: run_spend(workdir),
     }
     rows: list[Row] = []
     details: dict[str, Any] = {}

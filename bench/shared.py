@@ -1,4 +1,5 @@
-"""One account, many processes (SPEC §10) and the cap at high latency (SPEC §5).
+"""One account, many processes (docs/operating.md#several-hosts) and the cap at high latency
+(docs/architecture.md#submitting).
 
 Shared stores: three `batcher submit` processes side by side, each with its own manifest of N vod
 + N mps tasks, all naming one rate store, against one emulator enforcing 20 per rolling second

@@ -95,6 +95,9 @@ def cli_env(**extra: str) -> dict[str, str]:
         "LANG": "C.UTF-8",
         # No test may reach a real instance metadata service: a closed loopback port instead.
         "BATCHER_METADATA_URL": "http://127.0.0.1:9/latest/meta-data/",
+        # Nor the real API: a command given no --endpoint (`plan` reading the vod quota with
+        # the test credentials) meets a closed loopback port.
+        "BATCHER_ENDPOINT": "http://127.0.0.1:9",
     }
     if "XDG_STATE_HOME" in os.environ:  # the test's own (conftest): its default rate store
         env["XDG_STATE_HOME"] = os.environ["XDG_STATE_HOME"]
@@ -341,6 +344,12 @@ async def metadata_service(
         yield service, f"http://127.0.0.1:{port}/latest/meta-data/"
     finally:
         await runner.cleanup()
+
+
+def creates(emulator: Any) -> int:
+    """The `CreateAigcImageTask` requests an emulator (a `RunningEmulator`) has seen: what was
+    sent, leaving out the free reads a submit makes first (vod's DescribeAigcQuotas)."""
+    return sum(record.action == "CreateAigcImageTask" for record in emulator.records)
 
 
 # --- manifests written, loaded and expanded as the CLI does (tests/test_manifest_*.py) -------

@@ -1,4 +1,5 @@
-"""SPEC §9 answer models (`batcher.api.results`): lax answers, strict requests, the API's times."""
+"""docs/results.md answer models (`batcher.api.results`): lax answers, strict requests, the API's
+times."""
 
 from __future__ import annotations
 

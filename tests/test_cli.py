@@ -1,4 +1,5 @@
-"""SPEC §2 commands: `plan` and `status` output, bad input as one line and exit 2, nothing sent."""
+"""docs/index.md#commands: `plan` and `status` output, bad input as one line and exit 2, nothing
+sent."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 from batcher.emulator.config import FaultConfig
 from batcher.emulator.runner import running_emulator
-from tests.helpers import cli_env, emulator_settings, run_cli, write_manifest
+from tests.helpers import cli_env, creates, emulator_settings, run_cli, write_manifest
 
 
 async def test_plan_counts_tasks_per_service_and_the_time_at_the_cap_without_credentials(
@@ -17,9 +18,10 @@ async def test_plan_counts_tasks_per_service_and_the_time_at_the_cap_without_cre
     code, stdout, stderr = await run_cli("plan", str(manifest), env=env)
     assert code == 0, stderr
     rows = {line.split()[0]: line.split()[1:] for line in stdout.splitlines()[2:5]}
-    assert stdout.splitlines()[1].split() == ["service", "tasks", "done", "not_sent", "resend",
-                                              "held"]
-    assert rows["vod"] == ["40", "0", "40", "0", "0"] and rows["mps"] == ["10", "0", "10", "0", "0"]
+    assert stdout.splitlines()[1].split() == ["service", "tasks", "images", "done", "not_sent",
+                                              "resend", "held"]
+    assert rows["vod"] == ["40", "40", "0", "40", "0", "0"]
+    assert rows["mps"] == ["10", "10", "0", "10", "0", "0"]
     assert "2.0 s at 20 requests/s" in stdout, "40 vod tasks at 20/s; mps runs alongside"
     assert not manifest.with_suffix(".ledger.jsonl").exists()
 
@@ -29,7 +31,8 @@ async def test_plan_json_prints_one_line_per_task_with_key_session_id_and_params
     code, stdout, _ = await run_cli("plan", str(manifest), "--json")
     lines = [json.loads(line) for line in stdout.splitlines()]
     assert code == 0 and len(lines) == 3
-    assert all(set(line) == {"key", "service", "session_id", "params"} for line in lines)
+    assert all(set(line) == {"key", "service", "session_id", "params", "images"}
+               for line in lines)
     vod = [line for line in lines if line["service"] == "vod"]
     assert all(line["params"]["SessionId"] == line["session_id"] for line in vod)
     assert [line["session_id"] for line in lines if line["service"] == "mps"] == [None]
@@ -42,8 +45,8 @@ async def test_plan_after_a_run_shows_what_the_ledger_has_done(tmp_path):
     write_manifest(tmp_path, vod=5, mps=2)
     _, stdout, _ = await run_cli("plan", str(manifest))
     rows = {line.split()[0]: line.split()[1:] for line in stdout.splitlines()[2:5]}
-    assert rows["vod"] == ["5", "3", "2", "0", "0"]
-    assert rows["mps"] == ["2", "2", "0", "0", "0"]
+    assert rows["vod"] == ["5", "5", "3", "2", "0", "0"]
+    assert rows["mps"] == ["2", "2", "2", "0", "0", "0"]
 
 
 async def test_bad_manifest_is_one_line_per_error_exit_2_and_nothing_is_sent(tmp_path):
@@ -52,7 +55,7 @@ async def test_bad_manifest_is_one_line_per_error_exit_2_and_nothing_is_sent(tmp
                         "ModelVersion: 2.5}}\ntasks:\n  - {Promt: a cat}\n")
     async with running_emulator(emulator_settings()) as emulator:
         code, stdout, stderr = await run_cli("submit", str(manifest), "--endpoint", emulator.url)
-        requests = len(emulator.records)
+        requests = creates(emulator)
     assert code == 2 and stdout == "" and requests == 0
     assert "Traceback" not in stderr
     lines = stderr.strip().splitlines()
@@ -72,7 +75,7 @@ async def test_a_manifest_broken_between_runs_exits_2_and_keeps_its_ledger(tmp_p
         before = ledger.read_bytes()
         manifest.write_text(manifest.read_text() + "  - {Prompt: a new task, Seed: many}\n")
         code, stdout, stderr = await run_cli("submit", str(manifest), "--endpoint", emulator.url)
-        sent = len(emulator.records)
+        sent = creates(emulator)
     assert code == 2 and stdout == "" and "Seed" in stderr and "Traceback" not in stderr
     assert sent == 4, "nothing sent by the second run"
     assert ledger.read_bytes() == before

@@ -17,6 +17,7 @@ from tests.helpers import (
     SECRET_ID,
     SECRET_KEY,
     cli_env,
+    creates,
     emulator_settings,
     last_events,
     metadata_service,
@@ -246,11 +247,11 @@ async def test_permanent_failures_are_sent_again_only_with_retry_failed(tmp_path
     async with running_emulator(emulator_settings()) as emulator:
         code, _, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url)
         assert code == 1
-        assert len(emulator.records) == 0, "held without the flag"
+        assert creates(emulator) == 0, "held without the flag"
         code, _, _ = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
                                    "--retry-failed")
         assert code == 0
-        assert len(emulator.records) == 2
+        assert creates(emulator) == 2
 
 
 # --- the secret key appears nowhere, on a successful run too --------------------------------

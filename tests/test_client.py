@@ -1,4 +1,4 @@
-"""SPEC §1 and §5 at the wire: the real client against the real emulator over loopback.
+"""docs/architecture.md at the wire: the real client against the real emulator over loopback.
 
 Each test sends real signed HTTP requests and checks the Outcome class a caller acts on:
 accepted, retryable, duplicate, permanent, run-stopping, and whether a transport failure may

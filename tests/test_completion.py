@@ -12,7 +12,7 @@ from pathlib import Path
 from batcher.emulator.config import FaultConfig
 from batcher.emulator.runner import running_emulator
 from batcher.state.completion import record_path
-from tests.helpers import emulator_settings, read_ledger, run_cli, write_manifest
+from tests.helpers import creates, emulator_settings, read_ledger, run_cli, write_manifest
 
 SHORTCUT = "every task is done"
 
@@ -37,7 +37,7 @@ async def test_a_finished_manifest_is_recognised_and_nothing_is_read_or_sent(tmp
         assert record_path(ledger).exists()
         lines = ledger.read_bytes()
         code, summary, stderr = await submit(manifest, emulator.url)
-        sent = len(emulator.records)
+        sent = creates(emulator)
     assert code == 0 and SHORTCUT in stderr and sent == 6
     assert services(summary)["vod"]["done_before"] == 4
     assert services(summary)["mps"]["done_before"] == 2
@@ -50,7 +50,7 @@ async def test_an_edited_manifest_is_read_again_and_its_new_task_sent(tmp_path):
         await submit(manifest, emulator.url)
         write_manifest(tmp_path, vod=4, mps=1)
         code, summary, stderr = await submit(manifest, emulator.url)
-        sent = len(emulator.records)
+        sent = creates(emulator)
     assert code == 0 and SHORTCUT not in stderr and sent == 5
     assert services(summary)["vod"] == {**services(summary)["vod"], "done_before": 3,
                                         "submitted": 1}
@@ -65,7 +65,7 @@ async def test_a_ledger_emptied_after_the_record_means_every_task_goes_again(tmp
         await submit(manifest, emulator.url)
         ledger.write_bytes(b"")
         code, summary, stderr = await submit(manifest, emulator.url)
-        sent = len(emulator.records)
+        sent = creates(emulator)
     assert SHORTCUT not in stderr and sent == 8
     assert services(summary)["vod"]["duplicate"] == 2
     assert services(summary)["mps"]["submitted"] == 2
@@ -85,7 +85,7 @@ async def test_a_ledger_grown_since_the_record_is_replayed(tmp_path):
         with ledger.open("a") as stream:
             stream.write(json.dumps(failed) + "\n")
         code, summary, stderr = await submit(manifest, emulator.url)
-        sent = len(emulator.records)
+        sent = creates(emulator)
     assert SHORTCUT not in stderr and sent == 4, "the failed task is sent again"
     assert services(summary)["vod"]["duplicate"] == 1 and code == 0
 
@@ -107,7 +107,7 @@ async def test_a_damaged_record_is_ignored(tmp_path):
         await submit(manifest, emulator.url)
         record_path(ledger).write_text('{"format": "batcher-completion-1", "ledger": 3}')
         code, summary, stderr = await submit(manifest, emulator.url)
-        sent = len(emulator.records)
+        sent = creates(emulator)
     assert code == 0 and SHORTCUT not in stderr and sent == 2
     assert services(summary)["vod"]["done_before"] == 2
 
@@ -118,7 +118,7 @@ async def test_a_record_that_cannot_be_written_does_not_fail_the_run(tmp_path):
     async with running_emulator(emulator_settings()) as emulator:
         code, summary, stderr = await submit(manifest, emulator.url)
         again, _, _ = await submit(manifest, emulator.url)
-        sent = len(emulator.records)
+        sent = creates(emulator)
     assert code == 0 and again == 0 and sent == 2
     assert "cannot write its completion record" in stderr and "Traceback" not in stderr
     assert services(summary)["vod"]["submitted"] == 2

@@ -1,4 +1,5 @@
-"""SPEC §2 exit codes and §6 durability, with `batcher submit` in a real process.
+"""docs/exit-codes.md's exit codes and docs/ledgers.md's durability, with `batcher submit` in a real
+process.
 
 kill -9 at random moments while the emulator drops connections after creating tasks, then
 resume: every vod task is created exactly once and no task is lost. SIGINT / SIGTERM settle
@@ -109,8 +110,9 @@ async def test_second_run_on_a_held_ledger_exits_3_at_once_naming_the_holder(tmp
 
 @pytest.mark.parametrize("rate", ["4", "20"])
 async def test_kill_9_leaves_in_doubt_only_mps_tasks_sent_or_about_to_be(tmp_path, rate):
-    # SPEC §5: a `sending` line at most 150 ms before its request. A task in doubt after a
-    # kill -9 either reached the emulator or had its line written within 150 ms of the kill.
+    # docs/architecture.md#submitting: a `sending` line at most 150 ms before its request. A task in
+    # doubt after a kill -9 either reached the emulator or had its line written within 150 ms of the
+    # kill.
     manifest = write_manifest(tmp_path, vod=0, mps=400)
     ledger = manifest.with_suffix(".ledger.jsonl")
     rng = random.Random(int(rate))

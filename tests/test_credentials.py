@@ -1,5 +1,6 @@
-"""SPEC §2 credentials: environment, then ~/.tencentcloud/credentials (else /etc/...), then the
-CVM role from the instance metadata service (a loopback stand-in here); the key stays hidden."""
+"""docs/operating.md#credentials: environment, then ~/.tencentcloud/credentials (else /etc/...),
+then the CVM role from the instance metadata service (a loopback stand-in here); the key stays
+hidden."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""SPEC §7: the emulator behaves like the real VOD and MPS endpoints wherever a client can tell.
+"""docs/emulator.md: the emulator behaves like the real VOD and MPS endpoints wherever a client can
+tell.
 
 Real sockets on loopback, no mocks: the official SDK proves the signature and the error body are
 understood the way the real API's are; `RawClient` (conftest) tampers with everything else.

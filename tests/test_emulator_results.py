@@ -1,4 +1,4 @@
-"""SPEC §7/§9: the emulator plays the result side — tasks live, fail, leave real PNG files.
+"""docs/emulator.md: the emulator plays the result side — tasks live, fail, leave real PNG files.
 
 Every test moves an injected clock instead of sleeping. The last section makes the official
 SDK's clients call each poll action against the emulator and parse the answers into the SDK's
@@ -322,7 +322,8 @@ async def test_each_poll_action_has_its_own_rolling_cap(http: aiohttp.ClientSess
         "CreateAigcImageTask": 1, "DescribeTaskDetail": 5, "DescribeTasks": 1
     }
     assert stats["rate_limits"] == {
-        "CreateAigcImageTask": 20, "DescribeTaskDetail": 3, "DescribeTasks": 3
+        "CreateAigcImageTask": 20, "DescribeTaskDetail": 3, "DescribeTasks": 3,
+        "DescribeAigcQuotas": 3,
     }
     assert stats["max_requests_in_rolling_second"] == 1  # the creation rate: polls left out
 

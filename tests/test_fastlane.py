@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from batcher.exceptions import ManifestError
 from batcher.manifest import TaskKey, load_manifest
+from batcher.manifest.images import task_images, task_model, task_sub_app_id
 from batcher.manifest.task import Problems
 from batcher.manifest.validate import checked_requests
 
@@ -81,7 +82,10 @@ def both_ways(path: Path) -> tuple[list[TaskKey] | str, list[TaskKey] | str]:
                                       json.loads(task.params_json or "null")))
             else:
                 manifest.validate(max_errors=100, on_task=lambda task, found=found, sent=sent: (
-                    found.append(TaskKey(task.key, task.service, task.session_id, task.place)),
+                    found.append(TaskKey(task.key, task.service, task.session_id, task.place, None,
+                                        task_images(task.service, task.params),
+                                        task_model(task.service, task.params),
+                                        task_sub_app_id(task.service, task.params))),
                     sent.append(task.params)))
         except ManifestError as error:
             results.append("\n".join(error.messages))

@@ -1,4 +1,5 @@
-"""What the user gets (SPEC §9): `results.csv` and the gallery page, this in a real browser too."""
+"""What the user gets (docs/results.md): `results.csv` and the gallery page, this in a real browser
+too."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §4, task keys and SessionIds: stable across key order, processes and unrelated edits.
+"""docs/manifests.md#keys-and-sessionids: stable across key order, processes and unrelated edits.
 
 The golden file pins the derivation itself: if `test_key_derivation_matches_the_golden_file`
 fails, every batch already in a ledger would be submitted (and billed) again. Regenerate it only

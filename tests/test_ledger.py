@@ -1,4 +1,4 @@
-"""SPEC §6, the ledger: its lines, its replay into task states, its lock, its durability."""
+"""docs/ledgers.md, the ledger: its lines, its replay into task states, its lock, its durability."""
 
 from __future__ import annotations
 
@@ -529,7 +529,8 @@ def test_replay_of_a_writer_ledger_never_needs_json_loads(tmp_path: Path):
 
 
 def reference_line(record: dict[str, object]) -> bytes:
-    """A line as the writer first wrote it: json.dumps of the record, fields in SPEC order."""
+    """A line as the writer first wrote it: json.dumps of the record, fields in docs/ledgers.md's
+    order."""
     text = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
     return text.encode("utf-8", "backslashreplace") + b"\n"
 

@@ -1,5 +1,5 @@
-"""SPEC §5 and §10 rate cap: at most R requests in any rolling second per cap, no burst, shared
-through a rate store, failing closed.
+"""docs/architecture.md#submitting and docs/operating.md#several-hosts rate cap: at most R requests
+in any rolling second per cap, no burst, shared through a rate store, failing closed.
 
 The reservation rule (`next_slot`, with its give-back of stale slots) is checked by simulation
 over hypothesis-drawn lateness and process counts; the async limiter against the real event
@@ -144,7 +144,8 @@ async def test_two_limiters_on_one_file_share_the_cap(tmp_path):
 
 async def test_a_turn_is_reserved_just_in_time_not_behind_every_waiting_worker(store):
     # 32 workers wait; each turn's slot is at most one interval after the turn begins, so a
-    # line written `ahead` of the slot precedes the request by `ahead` (SPEC §5: 150 ms).
+    # line written `ahead` of the slot precedes the request by `ahead`
+    # (docs/architecture.md#submitting: 150 ms).
     limiter = limiter_on(store, rate=4)
     leads: list[float] = []
 

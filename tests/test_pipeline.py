@@ -1,4 +1,5 @@
-"""SPEC §5 pipeline: rate cap, error classes, retries, ambiguity, run-stopping errors.
+"""docs/architecture.md#submitting pipeline: rate cap, error classes, retries, ambiguity,
+run-stopping errors.
 
 The real pipeline and client run in-process against the real emulator over loopback; the
 emulator's own records are the witness of what reached the "server".
@@ -134,7 +135,8 @@ async def test_connection_refused_is_retried_on_both_services_and_never_in_doubt
 
 
 async def test_an_endpoint_that_cannot_be_reached_stops_the_run_with_exit_75(tmp_path):
-    # SPEC §5: every request of the window failed before it was sent: stop, tasks as they were.
+    # docs/architecture.md#submitting: every request of the window failed before it was sent: stop,
+    # tasks as they were.
     manifest = write_manifest(tmp_path, vod=300, mps=300)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -26,17 +26,19 @@ from batcher.testing import Emulator
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGE = DOCS / "python-api.md"
+README = DOCS.parent / "README.md"
 BLOCK = re.compile(r"(<!-- not run: [^>]*-->\n)?```python\n(.*?)```", re.DOTALL)
 MANIFEST = Path(__file__).resolve().parent.parent / "jobs" / "example.yaml"
 
 
-def _blocks() -> list[str]:
-    return [code for skipped, code in BLOCK.findall(PAGE.read_text()) if not skipped]
+def _blocks(page: Path = PAGE) -> list[str]:
+    return [code for skipped, code in BLOCK.findall(page.read_text()) if not skipped]
 
 
 @pytest.fixture
 def user_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
     shutil.copy(MANIFEST, tmp_path / "spring.yaml")
+    shutil.copy(MANIFEST, tmp_path / "spring-cats.yaml")  # the README's walk names it so
     monkeypatch.chdir(tmp_path)
     with Emulator(generation_seconds=0.2) as emulator:
         for name, value in emulator.env.items():
@@ -72,6 +74,15 @@ def _run_page_test(test: object) -> None:
         for name, value in emulator.env.items():
             patch.setenv(name, value)
         test(emulator, Path(directory))  # type: ignore[operator]
+
+
+def test_the_readme_python_example_runs(user_directory: Emulator) -> None:
+    namespace: dict[str, object] = {"__name__": "readme_example"}
+    (code,) = _blocks(README)
+    exec(compile(code, "README.md", "exec"), namespace)
+    results = namespace["results"]
+    assert results.exit_code == 0  # type: ignore[attr-defined]
+    assert user_directory.created("vod") + user_directory.created("mps") == 12
 
 
 @pytest.mark.slow

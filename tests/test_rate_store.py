@@ -1,4 +1,5 @@
-"""SPEC §10 one account, many processes: `batcher submit` processes sharing a rate store.
+"""docs/operating.md#several-hosts, one account, many processes: `batcher submit` processes sharing
+a rate store.
 
 Against a real `redis-server` (Debian's package, started by the `redis_server` fixture on a
 free loopback port; no fakeredis) and the file store, with the emulator counting arrivals in

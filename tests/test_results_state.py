@@ -1,5 +1,6 @@
-"""SPEC §9 records and schedule: the results ledger, the regeneration numbers it gives `submit
---regenerate`, the lock-free reading of a submit ledger, file names, and the poll back-off."""
+"""docs/results.md records and schedule: the results ledger, the regeneration numbers it gives
+`submit --regenerate`, the lock-free reading of a submit ledger, file names, and the poll
+back-off."""
 
 from __future__ import annotations
 

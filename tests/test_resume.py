@@ -1,4 +1,5 @@
-"""SPEC §6 resume: what the next `submit` sends, given the ledger a previous run left."""
+"""docs/ledgers.md#replay-what-the-next-run-sends: what the next `submit` sends, given the ledger a
+previous run left."""
 
 from __future__ import annotations
 

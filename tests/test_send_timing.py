@@ -1,5 +1,6 @@
-"""SPEC §5 send timing through the real pipeline: the `sending` line comes first, at most 150 ms
-before its request, and a stalled event loop never bunches requests above the cap.
+"""docs/architecture.md#submitting send timing through the real pipeline: the `sending` line comes
+first, at most 150 ms before its request, and a stalled event loop never bunches requests above the
+cap.
 
 The first fails when the `sending` line is written after the request; the second, on a disk
 whose syncs are now and then slow (the one fault injected), fails when a slot that went stale

@@ -1,4 +1,5 @@
-"""SPEC §1 wire protocol: batcher's TC3-HMAC-SHA256 signatures equal the official SDK's.
+"""docs/architecture.md#the-two-services wire protocol: batcher's TC3-HMAC-SHA256 signatures equal
+the official SDK's.
 
 The SDK (`tencentcloud-sdk-python-common`, a dev dependency only) is the oracle: for generated
 credentials, timestamps, services and parameters (non-ASCII prompts included) it builds and signs

@@ -1,4 +1,4 @@
-"""Pydantic models of the poll actions (SPEC §9): their requests and the answers they give.
+"""Pydantic models of the poll actions (docs/results.md): their requests and the answers they give.
 
 Names and nesting follow the official SDKs' `models.py`: VOD 2018-07-17 `DescribeTaskDetail`
 (`DescribeTaskDetailResponse` > `AigcImageTask` > `Output.FileInfos[]` > `MetaData`) and

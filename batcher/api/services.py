@@ -1,7 +1,8 @@
 """The service registry: what differs between the two Tencent endpoints batcher talks to.
 
 One frozen `Service` per endpoint: host, API version, the action that creates a task and the one
-that polls it, each action's rate cap (SPEC §1 and §9), and whether the server deduplicates on
+that polls it, each action's rate cap (docs/architecture.md#the-two-services and
+docs/results.md#polling), and whether the server deduplicates on
 `SessionId`. Every other module asks this registry instead of spelling a host, a version or a cap
 itself.
 
@@ -28,6 +29,8 @@ DESCRIBE_TASKS = "DescribeTasks"
 """vod: the tasks created in a time window (3 days back), with their SessionIds."""
 DESCRIBE_AIGC_IMAGE_TASK = "DescribeAigcImageTask"
 """mps: one AIGC image task's status and image URLs."""
+DESCRIBE_AIGC_QUOTAS = "DescribeAigcQuotas"
+"""vod: an application's AIGC quotas (free; `batcher.api.quotas`)."""
 
 MPS_IMAGE_URL_TTL_SECONDS = 12 * 3600
 """MPS keeps a generated image (and its URL) for 12 hours."""
@@ -73,7 +76,8 @@ VOD = Service(
     version="2018-07-17",
     action=ACTION,
     poll_action=DESCRIBE_TASK_DETAIL,
-    caps={ACTION: 20, DESCRIBE_TASK_DETAIL: 100, DESCRIBE_TASKS: 100},
+    # DescribeAigcQuotas: "A maximum of 20 requests can be initiated per second" (its API page).
+    caps={ACTION: 20, DESCRIBE_TASK_DETAIL: 100, DESCRIBE_TASKS: 100, DESCRIBE_AIGC_QUOTAS: 20},
     dedups_session_id=True,
 )
 MPS = Service(

@@ -1,7 +1,7 @@
 """The `batcher collect` command: its options, and the run it hands to `batcher.results`.
 
-Exit codes (SPEC §9): 0 every done task has its files on disk; 1 finished, and some failed to
-generate, expired or were lost; 75 some are still generating, or the run was stopped early
+Exit codes (docs/results.md): 0 every done task has its files on disk; 1 finished, and some failed
+to generate, expired or were lost; 75 some are still generating, or the run was stopped early
 (`--max-runtime`, `--timeout`, the endpoint or the rate store unreachable): run again; 2 bad
 usage, a bad manifest, credentials refused; 3 another collect holds the results ledger;
 130/143 SIGINT/SIGTERM. results.csv and index.html are rewritten whatever the exit code.
@@ -27,6 +27,23 @@ if TYPE_CHECKING:
     from batcher.exceptions import BatcherError
 
 DEFAULT_TIMEOUT_TEXT = "1h"
+_BYTE_UNITS = {"": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
+               "k": 1000, "kb": 1000, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9}
+
+
+def parse_byte_size(text: str) -> int:
+    """`64MiB`, `500k`, `1048576` as bytes (at least 1)."""
+    number = text.strip().rstrip("bBiIkKmMgG")
+    unit = text.strip()[len(number):].lower()
+    try:
+        value = int(number) * _BYTE_UNITS[unit]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size: give bytes, or a number with KiB, MiB, GiB (or k, M, G)"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("a size must be at least 1 byte")
+    return value
 TOO_MANY_MANIFESTS = ("--ledger and --out name one manifest's, but several manifests were given: "
                       "leave them out (each gets its own beside it)")
 
@@ -49,6 +66,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                          "(caps: vod 100/s, mps 20/s; 0 lifts them, for the emulator only)")
     collect.add_argument("--max-runtime", type=parse_duration, metavar="DURATION",
                          help="stop after this long (e.g. 50m); exit 75")
+    collect.add_argument("--max-image-bytes", type=parse_byte_size, default="64MiB",
+                         metavar="SIZE", help="refuse an image larger than this (default "
+                         "%(default)s; e.g. 200MiB, 1GiB): the task's error for this run")
     add_account_options(collect)
     add_output_options(collect, "write Prometheus text-format metrics here (atomically, at the "
                        "end), with the tasks per result state")
@@ -78,6 +98,7 @@ def _options(args: argparse.Namespace) -> CollectRunOptions:
     from batcher.cli.collect_run import CollectRunOptions
     from batcher.cli.resolve import load_manifests, resolve_account
     from batcher.results.collector import CollectJob, CollectSettings
+    from batcher.results.download import DownloadPolicy
 
     if args.poll_rate is not None and args.poll_rate < 0:
         raise UsageError("--poll-rate must be positive (it can only lower the API's caps)")
@@ -88,7 +109,8 @@ def _options(args: argparse.Namespace) -> CollectRunOptions:
         jobs=jobs,
         account=account,
         settings=CollectSettings(wait=args.wait, timeout=args.timeout,
-                                 max_runtime=args.max_runtime, poll_rate=args.poll_rate),
+                                 max_runtime=args.max_runtime, poll_rate=args.poll_rate,
+                                 download=DownloadPolicy(max_bytes=args.max_image_bytes)),
         store_timeout=args.store_timeout,
         progress="none" if args.quiet else args.progress,
         metrics_file=args.metrics_file,

@@ -20,8 +20,9 @@ PROFILE_ENV = "TENCENTCLOUD_PROFILE"
 """Also `batcher.wire.credentials.ENV_PROFILE` (checked by the same test)."""
 
 DEFAULT_STORE_TIMEOUT = 30.0
-"""`--store-timeout`: seconds without an answer from the rate store before a run stops (SPEC
-§10). Written here, not imported from `batcher.run.limiter`, so the parser stays light;
+"""`--store-timeout`: seconds without an answer from the rate store before a run stops
+(docs/operating.md#several-hosts). Written here, not imported from `batcher.run.limiter`, so the
+parser stays light;
 `tests/test_limiter.py` checks that the two agree."""
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")

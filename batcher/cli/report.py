@@ -73,6 +73,20 @@ _ACCOUNT_FIXES = {
     "Demand in the console",
     "InvalidParameterValue.SubAppId": "the SubAppId does not exist on this account: set SubAppId "
     "under defaults.vod in the manifest to one of the account's VOD applications",
+    "FailedOperation.UserStatusInavlid": "the account is suspended or in arrears: top up the "
+    "account in the Tencent Cloud console, then run again",
+    "FailedOperation.InvalidAccount": "the account cannot use VOD: check the account's status "
+    "and activate Video on Demand in the console, then run again",
+    "ResourceNotFound.ServiceNotExist": "the service is not activated on this account: activate "
+    "it in the Tencent Cloud console, then run again",
+    "LimitExceeded.Quota": "the VOD application's AIGC image quota is used up: raise the quota "
+    "(or wait for it to renew), then run again",
+    "FailedOperation.UserArrears": "the account is suspended for arrears: top up the account in "
+    "the Tencent Cloud console, then run again",
+    "FailedOperation.InvalidMpsUser": "MPS is not activated on this account: activate Media "
+    "Processing Service in the console, then run again",
+    "FailedOperation.InvalidUser": "the account cannot use MPS: check the account's status and "
+    "activate Media Processing Service in the console, then run again",
 }
 
 
@@ -144,6 +158,7 @@ class PlanReport:
         return {
             name: {
                 "tasks": plan.total,
+                "images": plan.images,
                 "done": plan.done,
                 NOT_SENT: plan.not_sent,
                 "resend": plan.to_send - plan.not_sent,
@@ -153,7 +168,24 @@ class PlanReport:
         }
 
 
-PLAN_COLUMNS = ("tasks", "done", NOT_SENT, "resend", "held")
+    def model_rows(self) -> dict[str, dict[str, int]]:
+        return {
+            f"{name} {model}": {
+                "tasks": counts.tasks,
+                "images": counts.images,
+                "to_send": counts.tasks_to_send,
+                "images_to_send": counts.images_to_send,
+            }
+            for name, plan in sorted(self.services.items())
+            for model, counts in sorted(plan.models.items())
+        }
+
+    def images_to_send(self) -> dict[str, int]:
+        return {name: plan.images_to_send for name, plan in sorted(self.services.items())}
+
+
+PLAN_COLUMNS = ("tasks", "images", "done", NOT_SENT, "resend", "held")
+MODEL_COLUMNS = ("tasks", "images", "to_send", "images_to_send")
 """`not_sent` and `resend` are what this run sends: never sent, and sent before without
 success (a retryable failure, a vod task in doubt, or what --retry-failed /
 --resend-in-doubt let through); `held` waits for those options."""
@@ -166,11 +198,21 @@ def render_plan(report: PlanReport) -> str:
                          for column in PLAN_COLUMNS}
     lines = [f"{report.manifest} (batch {report.batch}, ledger {report.ledger})"]
     lines.extend(render_table(["service", *PLAN_COLUMNS], rows))
+    lines.extend(render_table(["model", *MODEL_COLUMNS], report.model_rows()))
+    lines.append(f"  images to send: {images_to_send_line(report.images_to_send())}")
     lines.append(
         f"  sending takes about {format_duration(report.seconds_to_send())} at "
         f"{report.rate:g} requests/s per service (services run side by side)"
     )
     return "\n".join(lines)
+
+
+def images_to_send_line(per_service: Mapping[str, int]) -> str:
+    """`70 (vod 40, mps 30)`: what a run sends, in images, per service."""
+    total = sum(per_service.values())
+    if len(per_service) < 2:
+        return str(total)
+    return f"{total} ({', '.join(f'{name} {count}' for name, count in per_service.items())})"
 
 
 def format_duration(seconds: float) -> str:

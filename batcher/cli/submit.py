@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from batcher.cli.options import (
     add_resume_rules,
     parse_duration,
 )
+from batcher.cli.spend import add_spend_options
 from batcher.exceptions import BatcherError, UsageError
 from batcher.run.retry import RetryPolicy
 
@@ -42,6 +44,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "content refusals too)")
     submit.add_argument("--max-runtime", type=parse_duration, metavar="DURATION",
                         help="stop taking new tasks after this long (e.g. 50m, 2h, 90s); exit 75")
+    add_spend_options(submit)
+    submit.add_argument("--max-images", type=int, metavar="N",
+                        help="send at most N images in this run (a task's images: its "
+                        "OutputImageCount, 1 by default); reached: exit 75, run again for the rest")
+    submit.add_argument("--daily-images", type=int, metavar="N",
+                        help="at most N images per UTC day for the account, across every "
+                        "process and host sharing the --rate-store (default: "
+                        f"${DAILY_IMAGES_ENV}, else no limit); reached: exit 75")
     add_output_options(submit, "write Prometheus text-format metrics here (atomically, "
                        "every 15 s and at the end), e.g. for node_exporter's textfile collector")
     submit.set_defaults(handler=run, on_error=record_failure)
@@ -51,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from batcher.cli.logs import LOGGER_NAME, configure_logging
     from batcher.cli.report import account_fix, dumps, render_summary, render_summary_line
     from batcher.cli.resolve import load_manifests, resolve_account
+    from batcher.cli.spend import price_table, spend_rules
     from batcher.cli.submit_watch import CliWatcher
     from batcher.run.eventloop import run as run_event_loop
     from batcher.run.pipeline import RunSettings
@@ -64,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     warn_about_rate(args.rate)
     if args.max_attempts < 1:
         raise UsageError("--max-attempts must be at least 1")
+    spend = spend_rules(args, price_table(args))  # a bad price table: exit 2 before anything
     account = resolve_account(args)
     # Validated by run_submit, under the ledgers' locks.
     manifests = [ManifestRun(loaded.manifest, loaded.ledger) for loaded in
@@ -78,10 +90,13 @@ def run(args: argparse.Namespace) -> int:
                               resend_in_doubt=args.resend_in_doubt),
             max_runtime=args.max_runtime,
             store_timeout=args.store_timeout,
+            max_images=_image_limit("--max-images", args.max_images),
+            daily_images=_image_limit("--daily-images", _daily_images(args.daily_images)),
         ),
         rate_store=account.rate_store,
         regeneration=RegenerationRules(retryable=args.regenerate,
                                        everything=args.regenerate_all),
+        spend=spend,
     )
     watcher = CliWatcher("none" if args.quiet else args.progress, metrics_file=args.metrics_file)
     result = run_event_loop(run_submit(options, account.credentials, watcher))
@@ -98,6 +113,27 @@ def run(args: argparse.Namespace) -> int:
     elif not args.quiet:
         print(render_summary(*summary))
     return result.exit_code
+
+
+DAILY_IMAGES_ENV = "BATCHER_DAILY_IMAGES"
+
+
+def _daily_images(given: int | None) -> int | None:
+    """--daily-images, else $BATCHER_DAILY_IMAGES (a cron line's environment), else none."""
+    text = os.environ.get(DAILY_IMAGES_ENV, "").strip()
+    if given is not None or not text:
+        return given
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"${DAILY_IMAGES_ENV}={text!r} is not a number of images: set it to a "
+                         "whole number, e.g. 5000, or unset it") from None
+
+
+def _image_limit(option: str, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise UsageError(f"{option} must be at least 1 (omit it for no limit)")
+    return value
 
 
 def warn_about_rate(rate: float) -> None:

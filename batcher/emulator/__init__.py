@@ -2,7 +2,8 @@
 
 It verifies TC3 signatures, enforces each action's rolling per-second cap, validates parameters
 with the shared models and the real error codes, deduplicates VOD SessionIds for three days, and
-injects faults on demand. It also plays the result side (SPEC §9): tasks wait, run and finish
+injects faults on demand. It also plays the result side (docs/emulator.md#the-result-side): tasks
+wait, run and finish
 (or fail on a prompt marker), the poll actions report them, and the generated images are real
 PNG files served from its own port until their URLs expire. It imports only `batcher.api`
 (models, results, services), `batcher.wire.signing` and `batcher.wire.addresses`.

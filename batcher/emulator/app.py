@@ -32,14 +32,16 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from batcher.api.models import RequestModel, VodCreateAigcImageTaskRequest
+from batcher.api.quotas import QUOTA_EXCEEDED, DescribeAigcQuotasRequest
 from batcher.api.results import POLL_REQUESTS, parse_api_time
-from batcher.api.services import SERVICES, Service
+from batcher.api.services import DESCRIBE_AIGC_QUOTAS, SERVICES, Service
 from batcher.emulator.auth import parse, verify
 from batcher.emulator.config import EmulatorConfig
 from batcher.emulator.errors import ApiError, known, request_limit_exceeded
 from batcher.emulator.faults import THROTTLE, FaultInjector
 from batcher.emulator.files import FILES_PREFIX, FileServer
 from batcher.emulator.polls import Polls, dump
+from batcher.emulator.quotas import QuotaBook
 from batcher.emulator.ratelimit import RollingWindow
 from batcher.emulator.state import (
     OUTCOME_DROPPED,
@@ -91,13 +93,15 @@ def _local_port(request: web.Request) -> int | None:
 class _Endpoint:
     """The request handlers, with the per-instance machinery they share."""
 
-    __slots__ = ("_date_second", "_date_text", "config", "faults", "polls", "state", "windows")
+    __slots__ = ("_date_second", "_date_text", "config", "faults", "polls", "quotas", "state",
+                 "windows")
 
     def __init__(self, config: EmulatorConfig, state: EmulatorState) -> None:
         self.config = config
         self.state = state
         self.faults = FaultInjector(config.faults)
         self.polls = Polls(config, state.tasks)
+        self.quotas = QuotaBook(config.aigc_quotas)
         self.windows = {
             (name, action): RollingWindow(config.cap_for(service, action))
             for name, service in SERVICES.items()
@@ -114,7 +118,8 @@ class _Endpoint:
         auth = parse(headers.get("Authorization"))
         service_name = auth.service if auth is not None and auth.service in SERVICES else None
         action = headers.get("X-TC-Action") if service_name is not None else None
-        if service_name is not None and action not in POLL_REQUESTS:
+        if service_name is not None and action not in POLL_REQUESTS and (
+                action != DESCRIBE_AIGC_QUOTAS):
             # Before any await, so that arrivals reach the meter in order. Polls are left out:
             # the meter proves the creation rate, even with a collector polling beside.
             self.state.counters[service_name].peak.observe(arrived)
@@ -154,6 +159,8 @@ class _Endpoint:
             done(error.code)
             return await self._error(error, request_id, now)
 
+        if action == DESCRIBE_AIGC_QUOTAS:
+            return await self._quotas(request, service, body, request_id, now, done)
         if action != service.action:
             return await self._poll(request, service, action, body, request_id, now, done)
 
@@ -166,6 +173,10 @@ class _Endpoint:
         if isinstance(parsed, VodCreateAigcImageTaskRequest):
             session_id = parsed.SessionId or None  # "" means: no dedup
             prefix = parsed.SubAppId
+            if self.quotas.refuses(parsed.SubAppId):  # before dedup: nothing is remembered
+                error = known(QUOTA_EXCEEDED)
+                done(error.code, session_id)
+                return await self._error(error, request_id, now)
         else:
             prefix = config.mps_task_prefix
         if service.dedups_session_id and session_id is not None:
@@ -175,14 +186,27 @@ class _Endpoint:
                 return await self._error(error, request_id, now)
             self.state.sessions.remember(session_id, now)
 
+        if self._full(service, now):
+            error = known("LimitExceeded.CreateTask")
+            done(error.code, session_id)
+            return await self._error(error, request_id, now)
         task_id = f"{prefix}-AigcImage-{uuid.uuid4().hex}"
-        self.state.tasks.add(_task_spec(service, task_id, parsed), now)
+        spec = _task_spec(service, task_id, parsed)
+        if spec.sub_app_id is not None:
+            self.quotas.charge(spec.sub_app_id, spec.image_count)
+        self.state.tasks.add(spec, now)
         if self.faults.drop_after_create():
             done(OUTCOME_DROPPED, session_id, task_id)
             return await self._drop(request)
         done(OUTCOME_OK, session_id, task_id)
         answer = {"Response": {"TaskId": task_id, "RequestId": request_id}}
         return await self._answer(self._json(answer, now))
+
+    def _full(self, service: Service, now: float) -> bool:
+        """mps: the account's waiting and running tasks are at `--max-running`."""
+        limit = self.config.max_running
+        return (limit is not None and service.name == "mps"
+                and self.state.tasks.unfinished(service.name, now) >= limit)
 
     async def stats(self, request: web.Request) -> web.Response:
         include_sessions = request.query.get("sessions", "1").lower() not in ("0", "false", "no")
@@ -217,6 +241,22 @@ class _Endpoint:
             return await self._error(answer, request_id, now)
         done(OUTCOME_OK)
         return await self._answer(self._json({"Response": dump(answer, request_id)}, now))
+
+    async def _quotas(
+        self, request: web.Request, service: Service, body: bytes, request_id: str,
+        now: float, done: _Done,
+    ) -> web.StreamResponse:
+        """vod `DescribeAigcQuotas`: the application's quota and what it has used."""
+        parsed = validate_as(DescribeAigcQuotasRequest, service, body,
+                             request.headers.get("Content-Type", ""), self.config.sub_app_ids)
+        if isinstance(parsed, ApiError):
+            done(parsed.code)
+            return await self._error(parsed, request_id, now)
+        assert isinstance(parsed, DescribeAigcQuotasRequest)
+        done(OUTCOME_OK)
+        answer = self.quotas.describe(parsed).model_dump(exclude_none=True)
+        answer["RequestId"] = request_id
+        return await self._answer(self._json({"Response": answer}, now))
 
     # --- answers ---------------------------------------------------------------------------
 

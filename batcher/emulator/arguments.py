@@ -65,6 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "API's: DescribeTaskDetail and DescribeTasks 100, DescribeAigcImageTask 20)",
     )
     parser.add_argument(
+        "--max-running",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="mps: at most N of the account's tasks waiting or running at once; a create past "
+        "it is refused with LimitExceeded.CreateTask (default: no limit)",
+    )
+    parser.add_argument(
         "--sub-app-id",
         type=_positive_int,
         action="append",
@@ -170,6 +178,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="answer error CODE to a share P of requests (default 1; repeatable)",
     )
     faults.add_argument(
+        "--aigc-quota",
+        type=_aigc_quota,
+        action="append",
+        default=[],
+        metavar="SUBAPPID=N",
+        help="give vod application SUBAPPID an AIGC image quota of N images: "
+        "DescribeAigcQuotas reports it, creates past it get LimitExceeded.Quota (repeatable)",
+    )
+    faults.add_argument(
         "--download-drop-rate",
         type=_share,
         default=0.0,
@@ -214,6 +231,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         token=token,
         rate=args.rate,
         poll_rate=args.poll_rate,
+        max_running=args.max_running,
         generation=generation,
         sub_app_ids=frozenset(args.sub_app_id),
         clock_skew=args.clock_skew,
@@ -221,6 +239,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         log_path=args.log,
         host=args.host,
         port=args.port,
+        aigc_quotas=tuple(args.aigc_quota),
     )
 
 
@@ -288,6 +307,17 @@ def _latency(text: str) -> tuple[float, float]:
     if not 0.0 <= low <= high:
         raise argparse.ArgumentTypeError(f"expected 0 <= A <= B, got {text!r}")
     return (low, high)
+
+
+def _aigc_quota(text: str) -> tuple[int, int]:
+    app, equals, images = text.partition("=")
+    try:
+        pair = (int(app), int(images))
+    except ValueError:
+        pair = (0, -1)
+    if not equals or pair[0] <= 0 or pair[1] < 0:
+        raise argparse.ArgumentTypeError(f"expected SUBAPPID=N (N images, >= 0), got {text!r}")
+    return pair
 
 
 def _fail_code(text: str) -> tuple[str, float]:

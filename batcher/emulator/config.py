@@ -94,7 +94,8 @@ class TemporaryKey:
 
 @dataclass(frozen=True, slots=True)
 class GenerationConfig:
-    """How created tasks live: how long they take, which fail, what files they leave (SPEC §9).
+    """How created tasks live: how long they take, which fail, what files they leave
+    (docs/emulator.md#the-result-side).
 
     A task waits for the first fifth of its generation time, runs for the rest, then finishes;
     its generation time is `seconds`, spread uniformly by +-`jitter` (0.5 = +-50%).
@@ -141,6 +142,9 @@ class EmulatorConfig:
     0 lifts every cap, the poll actions' included: that is what a benchmark wants."""
     poll_rate: int | None = None
     """Requests per rolling second of each poll action; None = the registry's caps, 0 = none."""
+    max_running: int | None = None
+    """mps: the account's tasks that may be waiting or running at once; a create past it is
+    refused with `LimitExceeded.CreateTask`. None = no limit (vod documents no such code)."""
     sub_app_ids: frozenset[int] = frozenset()
     """The VOD SubAppIds that exist; empty = any positive integer."""
     clock_skew: float = 0.0
@@ -154,6 +158,8 @@ class EmulatorConfig:
     """0 = let the OS pick a free port."""
     max_records: int | None = DEFAULT_MAX_RECORDS
     """In-memory request records kept (oldest dropped first); None = unbounded."""
+    aigc_quotas: tuple[tuple[int, int], ...] = ()
+    """(SubAppId, images) of each vod application with an AIGC image quota (`quotas.py`)."""
     mps_task_prefix: int = 4
     """The number before `-AigcImage-` in MPS TaskIds (the API's own example shows 4)."""
     clock: Clock = field(default=time.time, repr=False, compare=False)
@@ -166,6 +172,8 @@ class EmulatorConfig:
             raise ValueError(f"rate must be >= 0 (0 = unlimited), got {self.rate}")
         if self.poll_rate is not None and self.poll_rate < 0:
             raise ValueError(f"poll rate must be >= 0 (0 = unlimited), got {self.poll_rate}")
+        if self.max_running is not None and self.max_running < 1:
+            raise ValueError(f"max running must be >= 1, got {self.max_running}")
         if any(sub_app_id <= 0 for sub_app_id in self.sub_app_ids):
             raise ValueError("every SubAppId must be a positive integer")
         if not self.secret_id or not self.secret_key:

@@ -52,6 +52,19 @@ _MESSAGES: dict[str, str] = {
     "ResourceNotFound.TaskNotFound": "The task does not exist.",
     "InvalidParameterValue.ScrollToken": "The ScrollToken is invalid or has expired.",
     "ServiceUnavailable": "Service is unavailable now.",
+    # The account's state and money, as the SDKs' errorcodes.py describe them (in English here,
+    # as the international site answers).
+    "FailedOperation.UserStatusInavlid": "The user's service has been suspended.",
+    "FailedOperation.InvalidAccount": "The user account is abnormal.",
+    "ResourceNotFound.ServiceNotExist": "The service is not activated.",
+    "LimitExceeded.Quota": "The quota limit is exceeded.",
+    "FailedOperation.UserArrears": "The user's service is suspended (in arrears).",
+    "FailedOperation.InvalidMpsUser": "Operation failed: invalid MPS user.",
+    "FailedOperation.InvalidUser": "Operation failed: invalid user.",
+    "LimitExceeded.CreateTask": (
+        "Unable to create the task: the number of tasks being executed has reached the upper "
+        "limit."
+    ),
 }
 
 

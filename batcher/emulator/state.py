@@ -202,8 +202,9 @@ class EmulatorState:
         `requests_per_action` (polls per action among them), `sessions` (SessionId -> tasks
         created with it) and `sessions_created_more_than_once`. `unrouted` counts requests whose
         Authorization named no known service. `files` counts the file server's answers
-        (`served`, `bytes`, `expired`, `not_found`, `dropped_mid_body`, `http_503`), and
-        `tasks_known` the tasks of the last three days.
+        (`served`, `bytes`, `expired`, `not_found`, `dropped_mid_body`, `http_503`),
+        `tasks_known` the tasks of the last three days, and `images_created` (service -> the
+        images its tasks asked for: what the account was billed).
         """
         return {
             "services": {
@@ -218,6 +219,7 @@ class EmulatorState:
             "records_kept": len(self.records),
             "files": self.files.to_json(),
             "tasks_known": len(self.tasks),
+            "images_created": self.tasks.images_created(),
         }
 
     def _limits(self, name: str) -> dict[str, int]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import heapq
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,7 +90,8 @@ class Task:
 class TaskBook:
     """Every task created in the last three days, by TaskId and in creation order."""
 
-    __slots__ = ("_by_id", "_created", "_order", "_rng", "_seq", "config", "history")
+    __slots__ = ("_by_id", "_created", "_finishing", "_order", "_rng", "_seq", "config",
+                 "history")
 
     def __init__(
         self,
@@ -106,6 +108,22 @@ class TaskBook:
         self._created: list[float] = []
         """`created` of `_order`, for bisection (creation times never go backwards here)."""
         self._seq = 0
+        self._finishing: dict[str, list[float]] = {}
+        """service → a heap of the finish times of its tasks not yet finished."""
+
+    def images_created(self) -> dict[str, int]:
+        """service → the images its known tasks asked for (what the account was billed)."""
+        images: dict[str, int] = {}
+        for task in self._order:
+            images[task.spec.service] = images.get(task.spec.service, 0) + task.spec.image_count
+        return images
+
+    def unfinished(self, service: str, now: float) -> int:
+        """How many of `service`'s tasks are waiting or running at `now`."""
+        heap = self._finishing.get(service, [])
+        while heap and heap[0] <= now:
+            heapq.heappop(heap)
+        return len(heap)
 
     def add(self, spec: TaskSpec, now: float) -> Task:
         """Create the task `spec` at `now` and fix its timeline."""
@@ -126,6 +144,7 @@ class TaskBook:
         self._by_id[spec.task_id] = task
         self._order.append(task)
         self._created.append(created)
+        heapq.heappush(self._finishing.setdefault(spec.service, []), task.finished)
         return task
 
     def get(self, task_id: str, now: float) -> Task | None:

@@ -33,7 +33,8 @@ def plan(manifest: Manifests, *, ledger: str | os.PathLike[str] | None = None,
     for located in locate_manifests(manifest_paths(manifest), _path(ledger), too_many=TOO_MANY):
         decided = plan_manifest(located.manifest, replay(located.ledger), rules)
         services = {name: ServicePlan(tasks=item.total, done=item.done, to_send=item.to_send,
-                                      held=item.held)
+                                      held=item.held, images=item.images,
+                                      images_to_send=item.images_to_send)
                     for name, item in sorted(decided.items())}
         plans.append(ManifestPlan(located.manifest.path, located.ledger, services))
     return PlanResult(tuple(plans))

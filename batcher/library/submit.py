@@ -5,7 +5,8 @@ locked, replayed, validated and planned before anything is sent, then the pipeli
 service's cap through the shared rate store, the ledgers written, the run judged. Keyword
 arguments are the command's options in Python spelling. A finished run returns its
 `SubmitResult` whatever its exit code (1: some tasks failed; 75: stopped early, run again); what
-stops a run before it sends (a broken manifest, no credentials, a held ledger) raises.
+stops a run before it sends (a broken manifest, no credentials, a held ledger, a vod quota too
+small for the run: `SpendRefused`) raises.
 
 The library installs no signal handlers: cancelling the call's task stops it (a request in flight
 is then left in doubt, as after a crash, and the next run settles it).
@@ -26,11 +27,12 @@ from batcher.run.limiter import DEFAULT_STORE_TIMEOUT
 from batcher.run.resume import ResumeRules
 from batcher.run.retry import RetryPolicy
 from batcher.run.settings import RunSettings
+from batcher.run.spend import SpendRefused, SpendRules
 from batcher.run.submission import ManifestRun, SubmitOptions, SubmitWatcher, run_submit
 from batcher.state.regeneration import RegenerationRules
 from batcher.wire.credentials import Credentials
 
-__all__ = ["submit", "submit_async"]
+__all__ = ["SpendRefused", "submit", "submit_async"]
 
 TOO_MANY = ("ledger= names one ledger, but several manifests were given: leave it out (each "
             "manifest gets <stem>.ledger.jsonl beside it)")
@@ -55,6 +57,8 @@ async def submit_async(
     regenerate: bool = False,
     regenerate_all: bool = False,
     max_runtime: float | None = None,
+    max_images: int | None = None,
+    daily_images: int | None = None,
     secret_id: str | None = None,
     secret_key: str | None = None,
     token: str | None = None,
@@ -65,13 +69,18 @@ async def submit_async(
 
     Credentials: `secret_id` and `secret_key` (and `token`) when given, else the CLI's order
     (environment, profile file, CVM role). `endpoint` is one URL for every service or
-    `["vod=URL", "mps=URL"]`; `max_runtime` is in seconds.
+    `["vod=URL", "mps=URL"]`; `max_runtime` is in seconds. `max_images` bounds this run's
+    images, `daily_images` the account's per UTC day in the rate store (docs/spend.md): reached,
+    the result's exit code is 75 and the rest is not sent.
     """
     account = account_for(endpoint, site, profile, region, rate_store, secret_id, secret_key, token)
-    if max_attempts < 1:
-        from batcher.exceptions import UsageError
+    from batcher.exceptions import UsageError
 
+    if max_attempts < 1:
         raise UsageError("max_attempts must be at least 1")
+    for name, limit in (("max_images", max_images), ("daily_images", daily_images)):
+        if limit is not None and limit < 1:
+            raise UsageError(f"{name} must be at least 1 (None: no limit)")
     located = locate_manifests(manifest_paths(manifest), _path(ledger), too_many=TOO_MANY)
     options = SubmitOptions(
         manifests=[ManifestRun(item.manifest, item.ledger) for item in located],
@@ -82,10 +91,15 @@ async def submit_async(
             rules=ResumeRules(retry_failed=retry_failed, resend_in_doubt=resend_in_doubt),
             max_runtime=max_runtime,
             store_timeout=store_timeout,
+            max_images=max_images,
+            daily_images=daily_images,
             handle_signals=False,
         ),
         rate_store=account.rate_store,
         regeneration=RegenerationRules(retryable=regenerate, everything=regenerate_all),
+        # The vod quotas are read and a run that needs more than is left is refused; a
+        # library call never asks a question (the caller decided to send).
+        spend=SpendRules(confirm=None),
     )
     return await run_submit(options, account.credentials, _watcher(progress, metrics_file))
 

@@ -1,6 +1,6 @@
 """Input: job manifests (YAML or CSV) read as a stream, expanded, validated and keyed.
 
-Owns SPEC §3 (manifests) and §4 (task keys and SessionIds). It knows nothing of HTTP, ledgers or
+Owns docs/manifests.md (manifests, task keys and SessionIds). It knows nothing of HTTP, ledgers or
 rates: it turns files into `Task`s, or into a `ManifestError` naming file:line and the fix.
 May import: `batcher.api` (request models, service registry) and `batcher.exceptions`.
 

@@ -25,6 +25,14 @@ from batcher.api import schema
 from batcher.api.services import ServiceName
 from batcher.manifest.coerce import cell_to_bool, cell_to_int
 from batcher.manifest.expand import Expander, ServiceFrame
+from batcher.manifest.images import (
+    IMAGE_COUNT_AT,
+    MODEL_FIELDS,
+    SUB_APP_ID,
+    task_images,
+    task_model,
+    task_sub_app_id,
+)
 from batcher.manifest.keys import KEY_HEX_CHARS, SESSION_ID_PREFIX, UNKEYED_PARAMS, canonical_json
 from batcher.manifest.plan import CsvColumn, CsvLayout, Plan, merge, service_name
 from batcher.manifest.task import TaskKey
@@ -51,9 +59,11 @@ class _Shape(NamedTuple):
     """The canonical JSON of the key's document, cut at the cells: a cell goes at each slot."""
     slots: tuple[tuple[int, int, Convert], ...]
     """(position in `parts`, cell index, conversion)."""
+    bills: Callable[[list[str]], tuple[int, str, int | None]]
+    """A row's images, model and SubAppId (`batcher.manifest.images`)."""
 
 
-_THIS_ROW_IS_WRONG = _Shape("vod", [], ())
+_THIS_ROW_IS_WRONG = _Shape("vod", [], (), lambda row: (1, "", None))
 """`_compile`'s answer for a shape it could decide whose first row is invalid: not cached."""
 
 
@@ -106,13 +116,14 @@ class RowShortcut:
         key = hashlib.sha256(document).hexdigest()[:KEY_HEX_CHARS]
         place = self._first_place + row_number
         sent = params if self._with_params else None
+        images, model, app = shape.bills(row)
         if shape.service != "vod":
-            self._emit(TaskKey(key, shape.service, None, place, sent))
+            self._emit(TaskKey(key, shape.service, None, place, sent, images, model, app))
             return True
         session_id = SESSION_ID_PREFIX + key
         if sent is not None:  # the parameters sent: the derived SessionId too (hex, no escape)
             sent = f'{params[:-1]},"SessionId":"{session_id}"}}'
-        self._emit(TaskKey(key, shape.service, session_id, place, sent))
+        self._emit(TaskKey(key, shape.service, session_id, place, sent, images, model, app))
         return True
 
     def _compile(self, row: list[str], shape_key: tuple[str, tuple[bool, ...]]) -> _Shape | None:
@@ -154,7 +165,7 @@ class RowShortcut:
             else:
                 parts.append(piece)
         parts.append(f',"service":{canonical_json(service)}}}')
-        return _Shape(service, parts, tuple(slots))
+        return _Shape(service, parts, tuple(slots), _bills(service, merged, self._columns))
 
     def _service(self, cell: str) -> ServiceName | None:
         if not cell.strip():
@@ -178,6 +189,41 @@ class RowShortcut:
         if schema.check_request(frame.service, request) is not None:
             return True
         return schema.model_accepts(frame.service, request)
+
+
+def _bills(
+    service: ServiceName, merged: dict[str, Any], columns: dict[int, CsvColumn]
+) -> Callable[[list[str]], tuple[int, str, int | None]]:
+    """How a row of this shape says what it bills: fixed by the shape, unless a cell of the row
+    holds the image count, the model or the SubAppId."""
+    wanted = (IMAGE_COUNT_AT[service], *((name,) for name in MODEL_FIELDS), (SUB_APP_ID,))
+    cells = [slot for slot in (_at(merged, loc) for loc in wanted) if isinstance(slot, _Slot)]
+    if not cells:
+        fixed = (task_images(service, merged), task_model(service, merged),
+                 task_sub_app_id(service, merged))
+        return lambda row: fixed
+
+    def bills(row: list[str]) -> tuple[int, str, int | None]:
+        params: dict[str, Any] = {}
+        for loc in wanted:
+            value = _at(merged, loc)
+            if isinstance(value, _Slot):
+                value = _cell_value(row[value.index], columns[value.index], service)
+            if value is not None:
+                _set(params, loc, value)
+        return (task_images(service, params), task_model(service, params),
+                task_sub_app_id(service, params))
+
+    return bills
+
+
+def _at(params: dict[str, Any], loc: tuple[str, ...]) -> Any:
+    node: Any = params
+    for part in loc:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
 
 
 def _cell_value(cell: str, column: CsvColumn, service: ServiceName) -> Any:

@@ -1,10 +1,11 @@
 """Task keys and VOD SessionIds: the identity of a task across runs, processes and machines.
 
 A task's key is the SHA-256 of the canonical JSON of `{"batch", "service", "params", "copy"}`
-(SPEC §4), truncated to 128 bits (32 lowercase hex characters). Canonical means: keys sorted at
-every depth, UTF-8 rather than `\\u` escapes, no whitespace. `SessionId` and `SessionContext` are
-left out of `params` first, so that a request's key does not depend on the very identifiers that
-are derived from it or only tag it. A `vod` task that sets no SessionId of its own sends
+(docs/manifests.md#keys-and-sessionids), truncated to 128 bits (32 lowercase hex characters).
+Canonical means: keys sorted at every depth, UTF-8 rather than `\\u` escapes, no whitespace.
+`SessionId` and `SessionContext` are left out of `params` first, so that a request's key does not
+depend on the very identifiers that are derived from it or only tag it. A `vod` task that sets no
+SessionId of its own sends
 `session_id_for(key)`; the server refuses a SessionId it saw in the last 3 days, which turns a
 retried or resumed request into a harmless duplicate instead of a second billed image.
 

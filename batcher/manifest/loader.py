@@ -1,4 +1,5 @@
-"""Job manifests (SPEC §3): a YAML or CSV file expanded into a stream of validated, keyed tasks.
+"""Job manifests (docs/manifests.md): a YAML or CSV file expanded into a stream of validated, keyed
+tasks.
 
     manifest = load_manifest(Path("jobs/example.yaml"))   # reads the structure; ManifestError
     report = manifest.validate()                           # pass 1: every error, or the counts
@@ -19,7 +20,7 @@ for duplicate detection. CSV rows are numbered as a spreadsheet shows them: the 
 YAML is composed to a node tree first, so that messages name lines and quote values as written
 (`AspectRatio: 16:9` unquoted is the number 969 to YAML 1.1, and the message says so).
 
-The rules where SPEC §3 leaves room, decided here:
+The rules where docs/manifests.md leaves room, decided here:
 - A YAML manifest names its `service` at the top or on each task; a bare CSV without a `service`
   column sends `vod` tasks.
 - `defaults` may hold lower-case keys too: default template variables, common or per service.
@@ -31,7 +32,7 @@ The rules where SPEC §3 leaves room, decided here:
 - A templated string at an integer or boolean parameter is converted like a CSV cell, so
   `Seed: "{seed}"` with `matrix: {seed: [1, 2]}` sends integers.
 - An absent `tasks` (and no `csv`) is the one implicit task; `tasks: []` is no task. A manifest
-  that expands to no task at all is an error naming the file (SPEC §3).
+  that expands to no task at all is an error naming the file (docs/manifests.md).
 - `matrix: {service: [vod, mps]}` sends every task that names no service (a YAML task without
   `service:`, a CSV row with an empty service cell) to each service in turn, with that
   service's defaults; it cannot be combined with a top-level `service:`.
@@ -55,8 +56,16 @@ from batcher.manifest.collisions import (
     text_fingerprint,
 )
 from batcher.manifest.csv_source import load_csv_plan
+from batcher.manifest.images import task_images, task_model, task_sub_app_id
 from batcher.manifest.plan import Plan
-from batcher.manifest.task import MESSAGES_SHOWN, Problems, Task, TaskKey, ValidationReport
+from batcher.manifest.task import (
+    MESSAGES_SHOWN,
+    Problems,
+    Spend,
+    Task,
+    TaskKey,
+    ValidationReport,
+)
 from batcher.manifest.validate import checked_requests, keyed_task, own_session_id
 from batcher.manifest.yaml_source import load_yaml_plan
 
@@ -115,6 +124,14 @@ class Manifest:
         plan = self._plan
         problems = Problems(keep=max_errors)
         counts: dict[ServiceName, int] = dict.fromkeys(SERVICE_NAMES, 0)
+        spend: dict[tuple[ServiceName, str, int | None], Spend] = {}
+
+        def bill(service: ServiceName, model: str, app: int | None, tasks: int,
+                 images: int) -> None:
+            entry = spend.get((service, model, app))
+            if entry is None:
+                entry = spend[(service, model, app)] = Spend()
+            entry.add(tasks, images * tasks)
         same_requests, same_session_ids = CollisionFinder(), CollisionFinder()
         keyed = on_task is not None or on_key is not None
         fingerprint = key_fingerprint if keyed else request_fingerprint
@@ -126,6 +143,7 @@ class Manifest:
 
             def fast_key(task: TaskKey) -> None:  # a plain CSV row: repeat 1, no own SessionId
                 counts[task.service] += 1
+                bill(task.service, task.model, task.sub_app_id, 1, task.images)
                 emit(task)
                 same_requests.add(int(task.key[:16], 16))
 
@@ -134,6 +152,10 @@ class Manifest:
             plan, problems, on_fast_key=fast, with_params=with_params
         ):
             counts[variant.service] += plan.repeat
+            wire_params = request.wire
+            bill(variant.service, task_model(variant.service, wire_params),
+                 task_sub_app_id(variant.service, wire_params), plan.repeat,
+                 task_images(variant.service, wire_params))
             if deliver is not None:
                 wire = request.to_wire()
                 first = keyed_task(plan, variant, wire, 0)
@@ -154,7 +176,7 @@ class Manifest:
         if not problems.count and not any(counts.values()):
             problems.add(f"{plan.display}: {_no_task_hint(plan)}")
         problems.raise_if_any()
-        return ValidationReport(plan.batch, counts)
+        return ValidationReport(plan.batch, counts, spend)
 
     def tasks(self, service: ServiceName | None = None, start: int = 0) -> Iterator[Task]:
         """The tasks in manifest order (of one `service` only, if given); ManifestError at the
@@ -178,7 +200,10 @@ def _as_key(on_key: Callable[[TaskKey], None], with_params: bool) -> Callable[[T
 
     def deliver(task: Task) -> None:
         params = encode(task.params) if encode is not None else None
-        on_key(TaskKey(task.key, task.service, task.session_id, task.place, params))
+        on_key(TaskKey(task.key, task.service, task.session_id, task.place, params,
+                       task_images(task.service, task.params),
+                       task_model(task.service, task.params),
+                       task_sub_app_id(task.service, task.params)))
 
     return deliver
 
@@ -188,7 +213,7 @@ _PARAMS_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _no_task_hint(plan: Plan) -> str:
-    """Why a valid manifest has no task, and what to add (SPEC §3: it is an error)."""
+    """Why a valid manifest has no task, and what to add (docs/manifests.md: it is an error)."""
     if plan.csv is not None and plan.csv.path == plan.path:
         return "no task: the CSV has a header but no rows: add one row per task"
     if plan.csv is not None:

@@ -111,7 +111,8 @@ class Plan:
     service: ServiceName | None
     repeat: int
     matrix_services: tuple[ServiceName, ...] = ()
-    """`matrix: {service: [vod, mps]}`: the services of a task that names none (SPEC §3)."""
+    """`matrix: {service: [vod, mps]}`: the services of a task that names none
+    (docs/manifests.md)."""
     defaults: Defaults = field(default_factory=Defaults)
     prompt: str | None = None
     matrix: tuple[MatrixVariable, ...] = ()

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from batcher.api.services import ServiceName
@@ -47,6 +47,24 @@ class TaskKey(NamedTuple):
     place: int
     params_json: str | None = None
     """The parameters sent, as compact JSON, when the pass was asked for them."""
+    images: int = 1
+    """The images the task asks for (`batcher.manifest.images.task_images`)."""
+    model: str = ""
+    """The model it asks for, `ModelName ModelVersion` (`images.task_model`)."""
+    sub_app_id: int | None = None
+    """The vod application it bills (`images.task_sub_app_id`); None on mps."""
+
+
+@dataclass(slots=True)
+class Spend:
+    """Tasks and the images they ask for: what some tasks bill."""
+
+    tasks: int = 0
+    images: int = 0
+
+    def add(self, tasks: int, images: int) -> None:
+        self.tasks += tasks
+        self.images += images
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +73,8 @@ class ValidationReport:
 
     batch: str
     tasks_per_service: Mapping[ServiceName, int]
+    spend: Mapping[tuple[ServiceName, str, int | None], Spend] = field(default_factory=dict)
+    """Tasks and images per (service, model, SubAppId): what the manifest bills, sent in full."""
 
     @property
     def total(self) -> int:

@@ -1,4 +1,4 @@
-"""Results: what the submitted tasks generated, brought home (SPEC §9).
+"""Results: what the submitted tasks generated, brought home (docs/results.md).
 
 Owns the polling schedule (per-task back-off), duplicate recovery through `DescribeTasks`,
 downloads (`.part`, size check, fsync, rename), `results.csv` and the gallery page. May import:

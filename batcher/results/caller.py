@@ -1,4 +1,5 @@
-"""One API call of `collect`, under its action's rate cap, with `submit`'s error rules (SPEC §5).
+"""One API call of `collect`, under its action's rate cap, with `submit`'s error rules
+(docs/architecture.md#submitting).
 
 Each (service, action) has its own limiter at the registry's cap (`Service.cap(action)`), lowered
 by `--poll-rate`. Retryable failures (network, timeouts, 5xx, `InternalError*`,
@@ -29,7 +30,8 @@ from batcher.wire.client import AigcClient, Answer
 from batcher.wire.errors import ApiError, ErrorClass, TransportError, is_throttling
 
 UNREACHABLE_AFTER = 30.0
-"""Seconds of nothing but failures-before-sending after which the run stops (SPEC §5)."""
+"""Seconds of nothing but failures-before-sending after which the run stops
+(docs/architecture.md#submitting)."""
 
 
 class RunStopped(BatcherError):

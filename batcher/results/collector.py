@@ -1,4 +1,5 @@
-"""A `collect` run (SPEC §9): recover duplicates, poll the unfinished tasks, download, report.
+"""A `collect` run (docs/results.md): recover duplicates, poll the unfinished tasks, download,
+report.
 
 For each manifest: its results ledger is locked (a second collect exits 3; a running `submit`
 holds only the submit ledger, which is read without a lock), the manifest is validated, and every
@@ -63,7 +64,7 @@ FAILED_STATES = frozenset({ResultState.GENERATION_FAILED, ResultState.EXPIRED, R
 FOLLOW_INTERVAL = 1.0
 """Seconds between two reads of a submit ledger that a running submit is appending to."""
 DEFAULT_TIMEOUT = 3600.0
-"""`--wait` gives up after this long (SPEC §9: one hour)."""
+"""`--wait` gives up after this long (docs/results.md: one hour)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""What one poll says of a task's generation (SPEC §9): still going, generated, or failed.
+"""What one poll says of a task's generation (docs/results.md#failed-generations): still going,
+generated, or failed.
 
 vod `DescribeTaskDetail` answers `Status` WAITING / PROCESSING / FINISH and, in `AigcImageTask`,
 `ErrCode`/`ErrCodeExt`/`Message` and `Output.FileInfos[]`; mps `DescribeAigcImageTask` answers
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from batcher.state.results_ledger import GeneratedFile, GenerationError
+from batcher.wire.errors import printable
 
 MPS_FAILURE_CODE = "FAIL"
 """mps reports a failure as `Status: FAIL` and a `Message`, with no code: recorded as this."""
@@ -38,8 +40,8 @@ _RETRYABLE_GENERATION_PREFIXES = (
 
 
 def is_retryable_generation_error(service: str, code: str) -> bool:
-    """True when generating again may succeed (SPEC §9's list); mps `FAIL` says nothing of why,
-    so it is resent only by `--regenerate-all`."""
+    """True when generating again may succeed (docs/results.md#failed-generations's list); mps
+    `FAIL` says nothing of why, so it is resent only by `--regenerate-all`."""
     if service == "mps" and code == MPS_FAILURE_CODE:
         return False
     return code.startswith(_RETRYABLE_GENERATION_PREFIXES)
@@ -63,7 +65,9 @@ class Generation:
 
 
 def read_generation(service: str, response: Mapping[str, Any]) -> Generation:
-    """The verdict in a poll action's `Response` object."""
+    """The verdict in a poll action's `Response` object, whatever its shape: a field of the
+    wrong type counts as absent (tests/test_hostile_answers.py fuzzes it), server text is made
+    `printable`."""
     if service == "mps":
         return _read_mps(response)
     return _read_vod(response)
@@ -72,41 +76,41 @@ def read_generation(service: str, response: Mapping[str, Any]) -> Generation:
 def _read_vod(response: Mapping[str, Any]) -> Generation:
     task = response.get("AigcImageTask")
     task = task if isinstance(task, Mapping) else {}
-    status = str(response.get("Status") or task.get("Status") or "")
-    code = str(task.get("ErrCodeExt") or "")
+    status = _text(response.get("Status")) or _text(task.get("Status"))
+    code = _text(task.get("ErrCodeExt"))
     if not code and _nonzero(task.get("ErrCode")):
         code = f"ErrCode{task.get('ErrCode')}"
     if code:
-        return _failed("vod", code, str(task.get("Message") or ""))
+        return _failed("vod", code, _text(task.get("Message")))
     if status != "FINISH":
         progress = task.get("Progress")
         return Generation(Stage.PENDING, progress=progress if isinstance(progress, int) else None)
     output = task.get("Output")
     infos = output.get("FileInfos") if isinstance(output, Mapping) else None
-    files = tuple(_vod_file(info) for info in infos or () if isinstance(info, Mapping))
+    files = tuple(_vod_file(info) for info in _items(infos) if isinstance(info, Mapping))
     if not files:
         return _failed("vod", "NoOutput", "the task finished without output files")
     return Generation(Stage.GENERATED, files)
 
 
 def _vod_file(info: Mapping[str, Any]) -> GeneratedFile:
-    url = str(info.get("FileUrl") or "")
+    url = _text(info.get("FileUrl"))
     meta = info.get("MetaData")
     size = meta.get("Size") if isinstance(meta, Mapping) else None
     return GeneratedFile(
         url=url,
-        type=str(info.get("FileType") or extension_of(url)),
-        size=size if isinstance(size, int) and size > 0 else 0,
+        type=_text(info.get("FileType")) or extension_of(url),
+        size=size if isinstance(size, int) and _nonzero(size) and size > 0 else 0,
     )
 
 
 def _read_mps(response: Mapping[str, Any]) -> Generation:
-    status = str(response.get("Status") or "")
+    status = _text(response.get("Status"))
     if status == "FAIL":
-        return _failed("mps", MPS_FAILURE_CODE, str(response.get("Message") or ""))
+        return _failed("mps", MPS_FAILURE_CODE, _text(response.get("Message")))
     if status != "DONE":
         return Generation(Stage.PENDING)
-    urls = [url for url in response.get("ImageUrls") or () if isinstance(url, str) and url]
+    urls = [url for url in _items(response.get("ImageUrls")) if isinstance(url, str) and url]
     if not urls:
         return _failed("mps", "NoOutput", "the task is DONE without image URLs")
     return Generation(Stage.GENERATED, tuple(GeneratedFile(url, extension_of(url), 0)
@@ -114,8 +118,19 @@ def _read_mps(response: Mapping[str, Any]) -> Generation:
 
 
 def _failed(service: str, code: str, message: str) -> Generation:
+    code, message = printable(code, 100), printable(message)
     retryable = is_retryable_generation_error(service, code)
     return Generation(Stage.FAILED, error=GenerationError(code, message, retryable))
+
+
+def _text(value: Any) -> str:
+    """A string field's value; "" when it is absent or not a string (a wrong shape)."""
+    return value if isinstance(value, str) else ""
+
+
+def _items(value: Any) -> list[Any]:
+    """A list field's items; none when it is absent or not a list (a string is not one)."""
+    return value if isinstance(value, list) else []
 
 
 def _nonzero(value: Any) -> bool:
@@ -124,5 +139,8 @@ def _nonzero(value: Any) -> bool:
 
 def extension_of(url: str) -> str:
     """The file extension of a URL's path, lower-case, without the dot ("" when none)."""
-    name = urlsplit(url).path.rsplit("/", 1)[-1]
+    try:
+        name = urlsplit(url).path.rsplit("/", 1)[-1]
+    except ValueError:  # not a URL (e.g. an unclosed "[" of an IPv6 host): no extension
+        return ""
     return name.rsplit(".", 1)[-1].lower() if "." in name else ""

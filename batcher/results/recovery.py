@@ -1,5 +1,5 @@
-"""Recovering the TaskId of a vod `duplicate` (SPEC §9): the server refused a resend because an
-earlier request with the same SessionId created the task, and the ledger never got its TaskId.
+"""Recovering the TaskId of a vod `duplicate` (docs/results.md): the server refused a resend because
+an earlier request with the same SessionId created the task, and the ledger never got its TaskId.
 
 `DescribeTasks` lists the tasks created in a `CreateTime` window (whole seconds, `YYYY-MM-DDT
 hh:mm:ssZ`, the last 3 days only), 100 a page, with their `SessionId`. The window of a duplicate

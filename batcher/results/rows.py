@@ -1,4 +1,5 @@
-"""One row per task of a manifest, as `results.csv` and the gallery show it (SPEC §9).
+"""One row per task of a manifest, as `results.csv` and the gallery show it
+(docs/results.md#resultscsv).
 
 The collector builds the rows from the manifest, the submit ledger and the results ledger; the
 CSV writer and the gallery only render them, so both always agree on every task's state.

@@ -1,4 +1,5 @@
-"""`<out>/results.csv`: one row per task of the manifest, where it stands (SPEC §9).
+"""`<out>/results.csv`: one row per task of the manifest, where it stands
+(docs/results.md#resultscsv).
 
 Written with the stdlib `csv` module (RFC 4180 quoting, UTF-8 without a byte-order mark) as the
 rows arrive, so a million tasks are never held at once, and replaced atomically: a reader sees

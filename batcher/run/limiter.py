@@ -1,5 +1,6 @@
 """The rate cap: at most R requests in any rolling second per (account, service, action), shared
-by every process that names the same rate store (SPEC §5 and §10), with no burst.
+by every process that names the same rate store (docs/architecture.md#submitting and
+docs/operating.md#several-hosts), with no burst.
 
 **The algorithm** is one rule, run atomically in the store (`batcher.run.rate_stores`):
 `slot = max(now, next); next = slot + 1/R'` with R' = the rate less a 0.8% margin. Slots are
@@ -13,8 +14,9 @@ R/R' - SLOT_TOLERANCE > 1 s (at R = 20: 1.008 s - 3 ms).
 before it, prepares its request and sends it; only then may the next worker reserve. So no slot
 is reserved long ahead: a stop is seen at once (a `stop` event ends every wait), and a durable
 `sending` line written `ahead` of the slot precedes its request by that much, not by the 31
-slots other workers reserved before it (SPEC §5: at most 150 ms). The store's `next` is a few
-intervals ahead at most (one reservation per process), so processes share the grid fairly.
+slots other workers reserved before it (docs/architecture.md#submitting: at most 150 ms). The
+store's `next` is a few intervals ahead at most (one reservation per process), so processes share
+the grid fairly.
 
 **Clocks.** A store answers on its own clock (Redis `TIME`, the host's wall clock, or
 `time.monotonic`); the limiter turns the slot into a local deadline, `monotonic() + (slot -
@@ -74,10 +76,12 @@ left for the client, the network and the store's clock mapping (half a round tri
 
 PREPARE_AHEAD = 0.05
 """How long before its slot a request is prepared (its `sending` line written and fsync'ed):
-long enough for an fsync waiting on a journal commit, and far below SPEC §5's 150 ms."""
+long enough for an fsync waiting on a journal commit, and far below the 150 ms of
+docs/architecture.md#submitting."""
 
 DEFAULT_STORE_TIMEOUT = 30.0
-"""Seconds without an answer from the rate store before the run stops (exit 75, SPEC §10)."""
+"""Seconds without an answer from the rate store before the run stops (exit 75,
+docs/operating.md#several-hosts)."""
 
 STORE_RETRY = 0.5
 """Seconds between two attempts to reach a rate store that did not answer."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from batcher.exceptions import ExitCode
+from batcher.exceptions import BatcherError, ExitCode
 from batcher.run.pipeline import RunResult, StopReason
 from batcher.run.summary import JobSummary, summarize_job
 
@@ -34,7 +34,9 @@ class SubmitResult:
         return {service: dict(counts) for service, counts in sorted(totals.items())}
 
 
-_NOTHING_LOST_STOPS = frozenset({StopReason.STORE_UNREACHABLE, StopReason.ENDPOINT_UNREACHABLE})
+_NOTHING_LOST_STOPS = frozenset(
+    {StopReason.STORE_UNREACHABLE, StopReason.ENDPOINT_UNREACHABLE, StopReason.IMAGE_LIMIT}
+)
 
 
 def judge_run(result: RunResult) -> SubmitResult:
@@ -42,6 +44,12 @@ def judge_run(result: RunResult) -> SubmitResult:
     summaries = [summarize_job(job) for job in result.jobs]
     stop = result.stop
     detail = stop.detail if stop else ""
+    if stop is not None and stop.reason is StopReason.UNEXPECTED_ERROR:
+        # A BatcherError has its own code (a full disk under a ledger: 2); anything else is a
+        # fault of ours, reported in one line all the same.
+        error = stop.error
+        code = error.exit_code if isinstance(error, BatcherError) else ExitCode.TASKS_NOT_DONE
+        return SubmitResult(summaries, code, detail)
     if stop is not None and stop.reason is StopReason.RUN_STOPPING_ERROR:
         return SubmitResult(summaries, ExitCode.USAGE, detail, account_error=True)
     if stop is not None and stop.reason is StopReason.SIGINT:
@@ -50,7 +58,8 @@ def judge_run(result: RunResult) -> SubmitResult:
         return SubmitResult(summaries, ExitCode.SIGTERM, detail)
     left = sum(summary.left for summary in summaries)
     if stop is not None and stop.reason in _NOTHING_LOST_STOPS:
-        # Stopped from outside the tasks (a store or an endpoint that is down): run again.
+        # Stopped from outside the tasks (a store or an endpoint that is down, an image limit
+        # reached): run again.
         return SubmitResult(summaries, ExitCode.TIME_LIMIT, detail)
     if stop is not None and stop.reason is StopReason.MAX_RUNTIME and left:
         return SubmitResult(summaries, ExitCode.TIME_LIMIT, detail)

@@ -2,11 +2,10 @@
 
 Design, in the order a task travels:
 
-1. One *lane* per service (vod, mps), side by side. A lane's producer streams the tasks of its
-   service from every job (one job = one manifest with its own ledger), taking them round-robin
-   so several manifests share the service fairly, and skipping what the ledger says is done
-   (`batcher.run.resume`). It puts tasks into a small bounded queue, so memory stays flat whatever
-   the manifest's size, and the number of requests in flight is bounded by the lane's workers.
+1. One *lane* per service (vod, mps), side by side. A lane's producer (`batcher.run.producer`)
+   streams the tasks of its service from every job (one job = one manifest with its own
+   ledger, `batcher.run.jobs`) into a small bounded queue, so memory stays flat whatever the
+   manifest's size, and the number of requests in flight is bounded by the lane's workers.
 2. A worker takes a task and waits for its lane's *turn* at the rate limiter, shared through
    the rate store with every process on the account (at most R requests in any second, no
    burst; `batcher.run.limiter`). The turn reserves one slot just in time: 50 ms before it the
@@ -14,15 +13,19 @@ Design, in the order a task travels:
    time), and only then may the next worker reserve. A lane grows its workers while all of them
    are busy (up to a bound): with slots paced at R, the requests in flight settle at R times
    the API's latency (Little's law), so the cap is reached at any latency up to the bound.
-3. The outcome settles the task: `submitted`, `duplicate` or `failed` in the ledger; retryable
-   errors wait with jittered back-off and try again within their budgets; a failure after the
-   request may have reached the server is retried only when a SessionId makes it safe (vod),
-   and otherwise left *in doubt* (the ledger's last line stays `sending`).
-4. Stops: SIGINT/SIGTERM and `--max-runtime` stop the taking of new tasks at once (a worker
-   waiting for its turn stops waiting), let in-flight requests settle and return; an error that
-   will fail every task (bad credentials, wrong SubAppId) stops the run at once, and so do a rate
-   store that stays down and an endpoint that cannot be reached (`batcher.run.reachability`).
-   A second SIGINT abandons in-flight requests (they stay in doubt).
+3. The answer is judged (`batcher.run.verdict`): `submitted`, `duplicate` or `failed` in the
+   ledger; retryable errors wait with jittered back-off within their budgets; a task refused
+   for capacity waits in its lane at the pace tasks finish (`batcher.run.capacity`); a failure
+   after the request may have reached the server is retried only when a SessionId makes it
+   safe (vod), and otherwise left *in doubt* (the ledger's last line stays `sending`). An
+   answer the client cannot read at all is that task's problem, judged like a lost answer.
+4. Stops: SIGINT/SIGTERM and `--max-runtime` stop the taking of new tasks at once (every wait
+   gives way, the producer's `put` included), let in-flight requests settle and return; an error
+   that will fail every task (bad credentials, arrears, a service not activated) stops the run
+   at once, and so do a rate store that stays down, an endpoint that cannot be reached
+   (`batcher.run.reachability`) and any unexpected error in a worker (a full disk under the
+   ledger): the worker records it as the run's stop and goes on draining its queue, so nothing
+   waits for a worker that is gone. A second SIGINT abandons in-flight requests (in doubt).
 
 Nothing here parses arguments, prints, or knows the ledger's format: the face passes a
 `RunSettings`, an `AigcClient`, the jobs and a `RunObserver`, and reads back a `RunResult`.
@@ -32,37 +35,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import random
 import signal
-from collections import Counter
-from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from batcher.api.services import SERVICE_NAMES, Service, ServiceName, get_service
-from batcher.manifest import Manifest, Task
-from batcher.run.limiter import (
-    PREPARE_AHEAD,
-    RateLimiter,
-    StoreUnreachable,
-    Turn,
-)
-from batcher.run.rate_stores import MemoryStore, RateStore
+from batcher.api.services import SERVICE_NAMES, Service, get_service
+from batcher.manifest import Task
+from batcher.manifest.images import task_images
+from batcher.run.capacity import Capacity
+from batcher.run.image_budget import Claim, ImageBudget
+from batcher.run.jobs import Job, Result, RunObserver, RunResult, StopCause, StopReason
+from batcher.run.limiter import PREPARE_AHEAD, RateLimiter, StoreUnreachable, Turn
+from batcher.run.producer import produce
+from batcher.run.rate_stores import MemoryStore, RateStore, StoreUnavailable
 from batcher.run.reachability import Reachability
-from batcher.run.resume import Decision, ServicePlan, decide_task, is_resend_safe, regenerated
+from batcher.run.resume import Decision
 from batcher.run.retry import RetryBudget
 from batcher.run.settings import RunSettings as RunSettings
-from batcher.state.ledger import LedgerReplay, LedgerWriter
-from batcher.state.regeneration import Regeneration
+from batcher.run.verdict import Outcome, Verdict, code_of, message_of, record, request_id_of
 from batcher.wire.client import AigcClient
-from batcher.wire.errors import Accepted, ApiError, ErrorClass, TransportError, is_throttling
+from batcher.wire.errors import Accepted, ApiError, TransportError, is_capacity_refusal
+
+__all__ = [
+    "Job", "Pipeline", "Result", "RunObserver", "RunResult", "RunSettings", "StopCause",
+    "StopReason",
+]
 
 log = logging.getLogger("batcher")
-
-YIELD_EVERY = 256
-"""Skipped tasks between two yields to the event loop, so a long resume scan never starves it."""
 
 INITIAL_WORKERS = 4
 """Workers a lane starts with; it adds one whenever all of them wait for answers."""
@@ -71,80 +72,12 @@ QUEUE_SIZE = 32
 """Tasks read ahead of the workers per lane: memory stays flat whatever the manifest's size."""
 
 
-class Result(enum.StrEnum):
-    """How a task ended in this run."""
-
-    SUBMITTED = "submitted"
-    DUPLICATE = "duplicate"
-    FAILED = "failed"
-    IN_DOUBT = "in_doubt"
-
-
-class StopReason(enum.StrEnum):
-    SIGINT = "SIGINT"
-    SIGTERM = "SIGTERM"
-    MAX_RUNTIME = "max_runtime"
-    RUN_STOPPING_ERROR = "run_stopping_error"
-    STORE_UNREACHABLE = "store_unreachable"
-    ENDPOINT_UNREACHABLE = "endpoint_unreachable"
-
-
-@dataclass(slots=True)
-class Job:
-    """One manifest in a run, with the ledger its tasks are settled in."""
-
-    name: str
-    manifest: Manifest
-    replay: LedgerReplay
-    ledger: LedgerWriter
-    plans: Mapping[str, ServicePlan]
-    """service → what the validating pass decided for each of its tasks (`batcher.run.resume`):
-    a lane streams only the tasks to send, and stops once it has them all."""
-    results: Counter[tuple[str, Result]] = field(default_factory=Counter)
-    """(service, result) → how many tasks ended so in this run."""
-    left: Counter[str] = field(default_factory=Counter)
-    """service → tasks this run meant to send but did not start (stopped)."""
-    held: Counter[tuple[str, Decision]] = field(default_factory=Counter)
-    """(service, decision) → tasks not sent by rule (done, held failed, held in doubt)."""
-    regenerations: Mapping[str, Regeneration] = field(default_factory=dict)
-    """key → the regeneration its next submission is (`batcher.state.regeneration`)."""
-
-    @property
-    def tasks_per_service(self) -> dict[str, int]:
-        return {service: plan.total for service, plan in self.plans.items()}
-
-
-class RunObserver(Protocol):
-    """What the face wants to hear while a run goes on (progress, logs, metrics)."""
-
-    def task_settled(self, job: Job, service: str, result: Result) -> None: ...
-
-    def tasks_skipped(self, job: Job, service: str, decision: Decision, count: int) -> None:
-        """`count` tasks are not sent, by rule: done before, or held (see `batcher.run.resume`)."""
-        ...
-
-    def request_answered(self, job: Job, service: str, code: str) -> None:
-        """One HTTP exchange ended; `code` is `ok` or the error code."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class StopCause:
-    reason: StopReason
-    detail: str = ""
-
-
-@dataclass(slots=True)
-class RunResult:
-    jobs: Sequence[Job]
-    stop: StopCause | None
-
-
 @dataclass(slots=True)
 class _Lane:
     service: Service
     limiter: RateLimiter
     queue: asyncio.Queue[tuple[Job, Task]]
+    capacity: Capacity = field(default_factory=Capacity)
     workers: list[asyncio.Task[None]] = field(default_factory=list)
     idle: int = 0  # workers not waiting for an answer: when none is left, start another
 
@@ -171,7 +104,12 @@ class Pipeline:
         self._observer = observer
         self._rng = random.Random(settings.seed)
         self._stopping = asyncio.Event()
+        """Set by every stop but a reached image limit: every wait gives way."""
+        self._closing = asyncio.Event()
+        """Set by every stop: no new task is taken (a task that holds its images still goes)."""
         self._stop: StopCause | None = None
+        self._images = ImageBudget(self._store, scope, settings.max_images,
+                                   settings.daily_images)
         self._lanes_done: asyncio.Future[list[None]] | None = None
         self._abandoned = False
 
@@ -200,12 +138,15 @@ class Pipeline:
         return RunResult(self._jobs, self._stop)
 
     def request_stop(self, cause: StopCause) -> None:
-        """Stop taking new tasks; in-flight ones settle. The first cause is the one reported."""
+        """Stop taking new tasks; in-flight ones settle. The first cause is the one reported.
+        A reached image limit lets the tasks that hold their images go on: they fit."""
         if self._stop is None:
             self._stop = cause
             log.warning("stopping (%s%s): settling requests in flight", cause.reason,
                         f": {cause.detail}" if cause.detail else "")
-        self._stopping.set()
+        self._closing.set()
+        if cause.reason is not StopReason.IMAGE_LIMIT:
+            self._stopping.set()
 
     def _make_lane(self, service: Service) -> _Lane:
         queue: asyncio.Queue[tuple[Job, Task]] = asyncio.Queue(maxsize=QUEUE_SIZE)
@@ -232,8 +173,12 @@ class Pipeline:
         for _ in range(INITIAL_WORKERS):
             self._add_worker(lane)
         try:
-            await self._produce(lane)
-            await lane.queue.join()
+            try:
+                await produce(self._jobs, lane.service.name, self._settings.rules, lane.queue,
+                              self._closing)
+            except Exception as error:  # a manifest that changed under the run, ...
+                self._unexpected(error)
+            await lane.queue.join()  # workers drain the queue whatever happened, stopped or not
         finally:
             for worker in lane.workers:
                 worker.cancel()
@@ -262,49 +207,17 @@ class Pipeline:
                 ended = sum(job.results[(service, result)] for result in Result)
                 job.left[service] = plan.to_send - ended
 
-    # --- producer ------------------------------------------------------------------------
+    def _unexpected(self, error: Exception) -> None:
+        """An error no rule covers ends the run (its class decides the exit code), never a
+        worker alone: a dead worker would leave the producer and the lane waiting for ever."""
+        detail = str(error) or type(error).__name__
+        if not isinstance(error, OSError | ArithmeticError | LookupError | ValueError):
+            detail = f"{type(error).__name__}: {detail}"
+        self.request_stop(StopCause(StopReason.UNEXPECTED_ERROR, detail, error))
 
-    async def _produce(self, lane: _Lane) -> None:
-        """Deal the tasks to send into the lane's queue, round-robin over the jobs."""
-        service = lane.service.name
-        streams = [
-            self._tasks_to_send(job, service, plan.to_send)
-            for job in self._jobs
-            if (plan := job.plans.get(service)) is not None and plan.to_send
-        ]
-        while streams and not self._stopping.is_set():
-            still_open = []
-            for stream in streams:
-                item = await anext(stream, None)
-                if item is None:
-                    continue
-                still_open.append(stream)
-                await lane.queue.put(item)
-                if self._stopping.is_set():
-                    break
-            streams = still_open
-        for stream in streams:
-            await stream.aclose()
-
-    async def _tasks_to_send(
-        self, job: Job, service: ServiceName, count: int
-    ) -> AsyncGenerator[tuple[Job, Task], None]:
-        """The job's `count` tasks of `service` to send: the manifest is read no further than
-        the last of them, and the tasks passed over (done, held) are not counted again."""
-        rules = self._settings.rules
-        passed_over = 0
-        for task in job.manifest.tasks(service, start=job.plans[service].send_from or 0):
-            state = job.replay.state_of(task.key)
-            regeneration = job.regenerations.get(task.key)
-            if decide_task(task, state, regeneration, rules) is Decision.SEND:
-                yield job, task if regeneration is None else regenerated(task, regeneration.number)
-                count -= 1
-                if count == 0:
-                    return
-            else:
-                passed_over += 1
-                if passed_over % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)  # a long resume scan never starves the event loop
+    def _settled(self, lane: _Lane, job: Job, result: Result) -> None:
+        job.results[(lane.service.name, result)] += 1
+        self._observer.task_settled(job, lane.service.name, result)
 
     # --- workers -------------------------------------------------------------------------
 
@@ -312,8 +225,10 @@ class Pipeline:
         while True:
             job, task = await lane.queue.get()
             try:
-                if not self._stopping.is_set():
+                if not self._closing.is_set():
                     await self._settle(lane, job, task)
+            except Exception as error:  # a full disk under the ledger, ...: the run ends
+                self._unexpected(error)
             finally:
                 lane.queue.task_done()
 
@@ -328,47 +243,126 @@ class Pipeline:
                 await self._send_until_settled(lane, job, task)
 
     async def _send_until_settled(self, lane: _Lane, job: Job, task: Task) -> None:
+        """Within the run's image budget: the task's claim is given back unless it may have
+        created something (docs/spend.md)."""
+        if not self._images.limited:
+            await self._send_within_claim(lane, job, task, [False])
+            return
+        claim = await self._claim(task)
+        if claim is None:
+            return  # over a limit (the run stops) or stopped: not sent, counted as left
+        may_have_billed = [False]
+        try:
+            await self._send_within_claim(lane, job, task, may_have_billed)
+        finally:
+            if not may_have_billed[0]:
+                await self._give_back(claim)
+
+    async def _claim(self, task: Task) -> Claim | None:
+        if self._closing.is_set():
+            return None
+        try:
+            claim = await self._images.claim(task_images(task.service, task.params))
+        except StoreUnavailable as error:
+            self.request_stop(StopCause(StopReason.STORE_UNREACHABLE, str(error)))
+            return None
+        if isinstance(claim, str):
+            self.request_stop(StopCause(StopReason.IMAGE_LIMIT, claim))
+            return None
+        return claim
+
+    async def _give_back(self, claim: Claim) -> None:
+        try:
+            await self._images.give_back(claim)
+        except StoreUnavailable as error:  # counted high, never low: the limit still holds
+            log.warning("cannot give back %d image(s) to the daily count: %s", claim.images,
+                        error)
+
+    async def _send_within_claim(
+        self, lane: _Lane, job: Job, task: Task, may_have_billed: list[bool]
+    ) -> None:
         budget = RetryBudget(self._settings.retry, self._rng)
         first_attempt = job.replay.last_attempt(task.key) + 1
-        outcome: Accepted | ApiError | TransportError | None = None
+        holds = 0  # refusals for capacity: they use no budget, but each attempt has its number
+        outcome: Outcome | None = None
+        verdict = Verdict()
         while True:
-            prepared = False
-            try:
-                async with lane.limiter.turn(ahead=PREPARE_AHEAD, stop=self._stopping) as turn:
-                    if turn is not None:
-                        attempt = first_attempt + budget.attempts_made
-                        prepared = await self._prepare(turn, lane, job, task, attempt)
-            except StoreUnreachable as error:
-                self.request_stop(StopCause(StopReason.STORE_UNREACHABLE, str(error)))
+            if not await lane.capacity.admit(self._stopping):
                 turn = None
-            if turn is not None and not prepared:  # recorded as not sent
-                return
+            else:
+                prepared = False
+                try:
+                    async with lane.limiter.turn(ahead=PREPARE_AHEAD, stop=self._stopping) as turn:
+                        if turn is not None:
+                            attempt = first_attempt + budget.attempts_made + holds
+                            prepared = await self._prepare(turn, lane, job, task, attempt)
+                except StoreUnreachable as error:
+                    self.request_stop(StopCause(StopReason.STORE_UNREACHABLE, str(error)))
+                    turn = None
+                if turn is not None and not prepared:  # recorded as not sent
+                    return
             if turn is None:  # stopped while waiting for a slot: nothing sent
                 if outcome is not None:
-                    await self._stopped_before_retrying(lane, job, task, outcome)
+                    await self._stopped_before_retrying(lane, job, task, outcome, verdict.held)
                 return
-            self._request_leaves(lane)
+            billed_before = may_have_billed[0]
+            may_have_billed[0] = True  # from here until an answer says it created nothing
+            outcome = await self._send(lane, task)
+            if _created_nothing(outcome):
+                may_have_billed[0] = billed_before
+            self._observer.request_answered(job, lane.service.name, code_of(outcome))
             try:
-                outcome = await self._client.create_task(lane.service, task.params)
-            finally:
-                lane.idle += 1
-            code = "ok" if isinstance(outcome, Accepted) else outcome.code
-            self._observer.request_answered(job, lane.service.name, code)
-            if self._reachability.answered(outcome):
-                self.request_stop(StopCause(
-                    StopReason.ENDPOINT_UNREACHABLE,
-                    f"the {lane.service.name} endpoint cannot be reached: every request of the "
-                    f"last {self._settings.unreachable_window:g} s failed before it was sent "
-                    f"({code}: {_message(outcome)})",
-                ))
-            result = await self._record(lane, job, task, outcome, budget)
-            if result is not None:
-                job.results[(lane.service.name, result)] += 1
-                self._observer.task_settled(job, lane.service.name, result)
+                verdict = await record(job.ledger, task, outcome, budget)
+            except BaseException:
+                # The request was sent and its answer not written (a full disk): the last
+                # line is `sending`, so the next run resolves it; this run counts it in doubt.
+                self._settled(lane, job, Result.IN_DOUBT)
+                raise
+            self._heed(lane, verdict, outcome)
+            if verdict.result is not None:
+                self._settled(lane, job, verdict.result)
                 return
+            if verdict.stop is not None:
+                return  # written as not sent: counted as left
+            if verdict.held:
+                holds += 1
+                continue  # the capacity gate is this retry's back-off
             if await self._stopped_during(budget.delay()):
-                await self._stopped_before_retrying(lane, job, task, outcome)
+                await self._stopped_before_retrying(lane, job, task, outcome, False)
                 return
+
+    async def _send(self, lane: _Lane, task: Task) -> Outcome:
+        """One request; an answer the client cannot read at all is judged as a lost answer."""
+        self._request_leaves(lane)
+        sent_at = lane.capacity.now()
+        try:
+            outcome: Outcome = await self._client.create_task(lane.service, task.params)
+        except Exception as error:  # e.g. RecursionError on a hostile, deeply nested body
+            log.warning("%s task %s: unreadable answer (%s)", task.service, task.key,
+                        type(error).__name__)
+            outcome = TransportError("BadResponse", f"unreadable answer ({type(error).__name__})",
+                                     may_have_reached_server=True)
+        finally:
+            lane.idle += 1
+        if isinstance(outcome, Accepted):
+            lane.capacity.accepted()
+        elif isinstance(outcome, ApiError) and is_capacity_refusal(task.service, outcome.code):
+            lane.capacity.refused(sent_at)
+        return outcome
+
+    def _heed(self, lane: _Lane, verdict: Verdict, outcome: Outcome) -> None:
+        """What an answer means for the lane and the run, beyond its task."""
+        if verdict.throttled:
+            lane.limiter.throttled()
+        if verdict.stop is not None:
+            self.request_stop(verdict.stop)
+        if self._reachability.answered(outcome):
+            self.request_stop(StopCause(
+                StopReason.ENDPOINT_UNREACHABLE,
+                f"the {lane.service.name} endpoint cannot be reached: every request of the "
+                f"last {self._settings.unreachable_window:g} s failed before it was sent "
+                f"({code_of(outcome)}: {message_of(outcome)})",
+            ))
 
     async def _prepare(self, turn: Turn, lane: _Lane, job: Job, task: Task, attempt: int) -> bool:
         """The durable `sending` line, then the slot (a fresh one if the write made it stale:
@@ -380,81 +374,22 @@ class Pipeline:
         except StoreUnreachable as error:
             await job.ledger.failed(task.key, task.service, "RateStoreUnreachable",
                                     f"not sent: {error}", True, None)
-            job.results[(lane.service.name, Result.FAILED)] += 1
-            self._observer.task_settled(job, lane.service.name, Result.FAILED)
+            self._settled(lane, job, Result.FAILED)
             self.request_stop(StopCause(StopReason.STORE_UNREACHABLE, str(error)))
             return False
         return True
 
     async def _stopped_before_retrying(
-        self, lane: _Lane, job: Job, task: Task, outcome: Accepted | ApiError | TransportError
+        self, lane: _Lane, job: Job, task: Task, outcome: Outcome, held: bool
     ) -> None:
+        """The run stopped before the next attempt: a retryable line, so the next run sends it.
+        A task held for capacity was certainly not created: it counts as not sent."""
         await job.ledger.failed(
-            task.key, task.service, "ok" if isinstance(outcome, Accepted) else outcome.code,
-            f"run stopped before retrying: {_message(outcome)}", True, _request_id(outcome),
+            task.key, task.service, code_of(outcome),
+            f"run stopped before retrying: {message_of(outcome)}", True, request_id_of(outcome),
         )
-        job.results[(lane.service.name, Result.FAILED)] += 1
-        self._observer.task_settled(job, lane.service.name, Result.FAILED)
-
-    async def _record(
-        self,
-        lane: _Lane,
-        job: Job,
-        task: Task,
-        outcome: Accepted | ApiError | TransportError,
-        budget: RetryBudget,
-    ) -> Result | None:
-        """Write what the outcome settles; None means "try again"."""
-        ledger = job.ledger
-        if isinstance(outcome, Accepted):
-            await ledger.submitted(
-                task.key, task.service, outcome.task_id, outcome.request_id, task.session_id
-            )
-            return Result.SUBMITTED
-        if isinstance(outcome, TransportError):
-            if outcome.may_have_reached_server and not is_resend_safe(
-                task.service, task.session_id
-            ):
-                # The task may exist: its last line stays `sending`, so the next run reports it.
-                log.warning("%s task %s in doubt after %s (%s)", task.service, task.key,
-                            outcome.code, outcome.message)
-                return Result.IN_DOUBT
-            if budget.failed():
-                return None
-            await ledger.failed(
-                task.key, task.service, outcome.code, outcome.message, True, None
-            )
-            return Result.FAILED
-        if outcome.error_class is ErrorClass.DUPLICATE:
-            await ledger.duplicate(
-                task.key, task.service, outcome.request_id or "", task.session_id or ""
-            )
-            return Result.DUPLICATE
-        if outcome.error_class is ErrorClass.RETRYABLE:
-            if is_throttling(outcome.code):
-                lane.limiter.throttled()
-                may_retry = budget.throttled()
-            else:
-                may_retry = budget.failed()
-            if may_retry:
-                return None
-            await ledger.failed(
-                task.key, task.service, outcome.code, outcome.message, True, outcome.request_id
-            )
-            return Result.FAILED
-        if outcome.error_class is ErrorClass.RUN_STOPPING:
-            # Recorded as retryable: once the account is fixed, the next run sends it again.
-            await ledger.failed(
-                task.key, task.service, outcome.code, outcome.message, True, outcome.request_id
-            )
-            self.request_stop(
-                StopCause(StopReason.RUN_STOPPING_ERROR, f"{outcome.code}: {outcome.message}")
-            )
-            return Result.FAILED
-        await ledger.failed(
-            task.key, task.service, outcome.code, outcome.message, False, outcome.request_id
-        )
-        return Result.FAILED
+        if not held:
+            self._settled(lane, job, Result.FAILED)
 
     async def _stopped_during(self, seconds: float) -> bool:
         """Sleep `seconds` unless the run is stopped first; True if it was."""
@@ -490,9 +425,8 @@ class Pipeline:
         self.request_stop(cause)
 
 
-def _message(outcome: ApiError | TransportError | Accepted) -> str:
-    return "" if isinstance(outcome, Accepted) else outcome.message
-
-
-def _request_id(outcome: ApiError | TransportError | Accepted) -> str | None:
-    return outcome.request_id if isinstance(outcome, ApiError | Accepted) else None
+def _created_nothing(outcome: Outcome) -> bool:
+    """An error answer, or a request that provably never left: nothing was created."""
+    if isinstance(outcome, ApiError):
+        return True
+    return isinstance(outcome, TransportError) and not outcome.may_have_reached_server

@@ -1,5 +1,6 @@
-"""Whether the endpoint can be reached at all (SPEC §5): every request of the last 30 s failed
-before anything was sent (connection refused, DNS, a connect timeout) means it cannot.
+"""Whether the endpoint can be reached at all (docs/architecture.md#submitting): every request of
+the last 30 s failed before anything was sent (connection refused, DNS, a connect timeout) means it
+cannot.
 
 While that is suspected (the last answer was such a failure), one task at a time may try the
 endpoint (`probe`): the other tasks wait as they were instead of each spending its retry budget

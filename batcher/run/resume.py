@@ -1,4 +1,5 @@
-"""Which tasks a run sends, given what the ledger says of them (SPEC §6, "On the next submit").
+"""Which tasks a run sends, given what the ledger says of them
+(docs/ledgers.md#replay-what-the-next-run-sends).
 
 Done tasks (`submitted`, `duplicate`) are skipped; a `failed` task whose error was retryable is
 sent again, a permanent failure only with `--retry-failed`; a task in doubt (last line `sending`)
@@ -97,6 +98,16 @@ def regenerated(task: Task, number: int) -> Task:
 
 
 @dataclass(slots=True)
+class ModelPlan:
+    """One model's tasks of a service, and the images they ask for."""
+
+    tasks: int = 0
+    images: int = 0
+    tasks_to_send: int = 0
+    images_to_send: int = 0
+
+
+@dataclass(slots=True)
 class ServicePlan:
     """How many tasks of one service fall under each decision."""
 
@@ -106,6 +117,34 @@ class ServicePlan:
     half-done batch does not key its done half twice before its first request."""
     not_sent: int = 0
     """Of the tasks to send, those the ledger has never seen (the rest are sent again)."""
+    models: dict[str, ModelPlan] = field(default_factory=dict)
+    """Per model (`ModelName ModelVersion`): its tasks and images, all and to send."""
+    apps_to_send: Counter[int] = field(default_factory=Counter)
+    """vod: the images this run sends per SubAppId (each application has its own quota)."""
+
+    def bill(self, model: str, app: int | None, tasks: int, images: int, send: bool) -> None:
+        """Count `tasks` asking `images` in all under `model` (and vod application `app`),
+        sent by this run if `send`."""
+        entry = self.models.get(model)
+        if entry is None:
+            entry = self.models[model] = ModelPlan()
+        entry.tasks += tasks
+        entry.images += images
+        if send:
+            entry.tasks_to_send += tasks
+            entry.images_to_send += images
+            if app is not None:
+                self.apps_to_send[app] += images
+
+    @property
+    def images(self) -> int:
+        """Images every task of the service asks for (OutputImageCount, 1 when absent)."""
+        return sum(model.images for model in self.models.values())
+
+    @property
+    def images_to_send(self) -> int:
+        """Images the tasks this run sends ask for: what it may bill."""
+        return sum(model.images_to_send for model in self.models.values())
 
     @property
     def total(self) -> int:
@@ -152,6 +191,7 @@ def plan_manifest(
             decision = decide_task(task, state, regeneration, rules)
         plan = plans[task.service]
         plan.decisions[decision] += 1
+        plan.bill(task.model, task.sub_app_id, 1, task.images, decision is Decision.SEND)
         if decision is Decision.SEND and plan.send_from is None:
             plan.send_from = task.place
         if state is TaskState.PENDING:
@@ -164,6 +204,8 @@ def plan_manifest(
         for name, count in report.tasks_per_service.items():
             plans[name].decisions[Decision.SEND] = count
             plans[name].not_sent = count
+        for (name, model, app), spend in report.spend.items():
+            plans[name].bill(model, app, spend.tasks, spend.images, send=True)
     else:
         manifest.validate(on_key=tally)
     return {name: plan for name, plan in plans.items() if plan.total}

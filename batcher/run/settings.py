@@ -29,5 +29,9 @@ class RunSettings:
     store_timeout: float = DEFAULT_STORE_TIMEOUT
     """Seconds the rate store may stay unreachable before the run stops (exit 75)."""
     unreachable_window: float = UNREACHABLE_WINDOW
+    max_images: int | None = None
+    """`--max-images`: images this run may send (docs/spend.md); None = no limit."""
+    daily_images: int | None = None
+    """`--daily-images`: images the account may send per UTC day, counted in the rate store."""
     handle_signals: bool = True
     seed: int | None = None

@@ -32,6 +32,7 @@ from batcher.run.pipeline import Job, Pipeline, RunObserver, RunResult, RunSetti
 from batcher.run.rate_scope import rate_scope
 from batcher.run.rate_stores import open_store
 from batcher.run.resume import Decision, ServicePlan, plan_manifest
+from batcher.run.spend import SpendRefused, SpendRules, check_spend, sending
 from batcher.run.summary import JobSummary
 from batcher.state.completion import (
     completed_tasks,
@@ -66,6 +67,9 @@ class SubmitOptions:
     """The `--rate-store` URL (`batcher.run.rate_stores.open_store`)."""
     regeneration: RegenerationRules = field(default_factory=RegenerationRules)
     """`--regenerate` / `--regenerate-all`: resend the tasks whose generation failed."""
+    spend: SpendRules | None = None
+    """The quota read and the confirmation before the first request (`batcher.run.spend`);
+    None checks nothing."""
 
 
 class SubmitWatcher(Protocol):
@@ -142,14 +146,20 @@ async def run_submit(
             _remove_if_empty(new_ledgers)
             raise
         jobs = [job for job, _, _ in planned]
-        observer = watcher.started(jobs)
-        try:
-            async with AigcClient(credentials, options.client) as client:
+        async with AigcClient(credentials, options.client) as client:
+            if options.spend is not None:  # still locked: a refusal releases the locks
+                try:
+                    await check_spend(options.spend, sending(job.plans for job in jobs), client)
+                except SpendRefused:
+                    _remove_if_empty(new_ledgers)
+                    raise
+            observer = watcher.started(jobs)
+            try:
                 scope = rate_scope(await credentials.current())
                 pipeline = Pipeline(client, jobs, options.run, observer, store, scope=scope)
                 result = await _run_watched(pipeline, watcher)
-        finally:
-            watcher.stopped()
+            finally:
+                watcher.stopped()
         judged = judge_run(result)
         _record_completions(planned, judged.summaries)  # every line is written; still locked
     watcher.finished(judged)

@@ -1,4 +1,4 @@
-"""State: the JSONL ledgers on disk (SPEC §6), their locks, replay and completion records.
+"""State: the JSONL ledgers on disk (docs/ledgers.md), their locks, replay and completion records.
 
 Owns durability (group-committed fsync), the exclusive lock per ledger, replay of a ledger into
 task states (a torn tail skipped with a warning), and the completion record that lets a finished

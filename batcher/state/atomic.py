@@ -1,9 +1,9 @@
 """Whole-file replacement for the files batcher rewrites on every run.
 
-`results.csv` and `index.html` (SPEC §9), the metrics files and the completion records are read
-by people, scripts and collectors at any moment, even while a cron run is rewriting them; a crash
-or a full disk must leave the previous version, never half of a new one. So each is written to a
-temporary file beside it, flushed, fsynced and renamed over the old one::
+`results.csv` and `index.html` (docs/results.md), the metrics files and the completion records are
+read by people, scripts and collectors at any moment, even while a cron run is rewriting them; a
+crash or a full disk must leave the previous version, never half of a new one. So each is written to
+a temporary file beside it, flushed, fsynced and renamed over the old one::
 
     with replaced_text_file(out / "results.csv", newline="") as stream:
         stream.write("key,service\\n")

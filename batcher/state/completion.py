@@ -7,11 +7,11 @@ and the digest of its last 64 KiB). The next `submit` of the same manifest on th
 typically cron coming back to a finished batch, recognises both and stops there: nothing to
 send, exit 0, without replaying a ledger of millions of lines or expanding the manifest again.
 
-Why that is safe: tasks and keys are a function of the manifest's bytes alone (SPEC §4), done is
-a final state, and the ledger is append-only, so an unchanged ledger still has every one of
-those keys done. Any change (a manifest edited by one byte, a line appended to the ledger, a
-ledger replaced) fails the check and the full pass runs as if the record did not exist. The
-record is only a shortcut: deleting it is always harmless.
+Why that is safe: tasks and keys are a function of the manifest's bytes alone
+(docs/manifests.md#keys-and-sessionids), done is a final state, and the ledger is append-only, so an
+unchanged ledger still has every one of those keys done. Any change (a manifest edited by one byte,
+a line appended to the ledger, a ledger replaced) fails the check and the full pass runs as if the
+record did not exist. The record is only a shortcut: deleting it is always harmless.
 """
 
 from __future__ import annotations

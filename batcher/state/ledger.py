@@ -7,7 +7,8 @@ lines sharing one write and one sync; one run at a time holds a ledger (`open_le
 Use: `writer = open_ledger(path)` first (it fails at once with `LedgerLocked` if another run has
 the ledger), then `replay(path)` while holding it, then `await writer.sending(...)` before each
 request and `await writer.submitted(...)` (or `duplicate`, `failed`) after it; `await
-writer.close()` at the end. Line format (SPEC §6), one JSON object per line, keys in this order:
+writer.close()` at the end. Line format (docs/ledgers.md), one JSON object per line, keys in this
+order:
 
     {"ts":"2026-11-22T10:00:00.123Z","key":"<32 hex>","service":"vod","event":"sending",
      "attempt":1,"session_id":"..."}

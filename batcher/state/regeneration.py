@@ -1,4 +1,5 @@
-"""Which tasks `submit --regenerate` sends again, and with which regeneration number (SPEC §9).
+"""Which tasks `submit --regenerate` sends again, and with which regeneration number
+(docs/results.md#failed-generations).
 
 The number comes from the ledgers alone, so a crash can never make it skip ahead: regeneration
 `n` of a key is the one sent after its `n`-th failed generation (the results ledger's distinct

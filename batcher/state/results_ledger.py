@@ -1,4 +1,5 @@
-"""The results ledger (SPEC §9): what `collect` learnt of each submitted task, append-only.
+"""The results ledger (docs/ledgers.md#the-results-ledger): what `collect` learnt of each submitted
+task, append-only.
 
 `<stem>.results.jsonl` beside the submit ledger, with its own lock (`<...>.results.jsonl.lock`),
 so that `collect` runs while a `submit` holds the submit ledger. It is written by the submit

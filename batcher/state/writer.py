@@ -75,6 +75,18 @@ def _sync_data(fd: int) -> None:
         os.fdatasync(fd)
 
 
+def _write_failure(path: Path, exc: OSError) -> str:
+    """One line for a failed write: a full disk names the file and the disk, by its mount."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return f"cannot write ledger {path}: {exc}"
+    mount = path.absolute().parent
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    what = "no space left" if exc.errno == errno.ENOSPC else "disk quota exceeded"
+    return (f"cannot write ledger {path}: {what} on the disk mounted at {mount}; free space "
+            "there (or put the ledger elsewhere with --ledger), then run again")
+
+
 def _format_ts(moment: datetime) -> str:
     """`2026-11-22T10:00:00.123Z` from an aware datetime."""
     if moment.tzinfo is not UTC:
@@ -283,7 +295,7 @@ class LedgerWriter:
                 try:
                     await loop.run_in_executor(None, self._write_durably, b"".join(lines))
                 except OSError as exc:
-                    self._stop(LedgerError(f"cannot write ledger {self.path}: {exc}"), waiters)
+                    self._stop(LedgerError(_write_failure(self.path, exc)), waiters)
                     return
                 except asyncio.CancelledError:
                     # Only the loop's shutdown cancels this (close() was never awaited): whether

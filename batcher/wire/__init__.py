@@ -1,7 +1,7 @@
 """Wire: one signed HTTP exchange with a Tencent Cloud endpoint, and what its answer means.
 
-Owns TC3 signing (`signing`), credentials (`credentials`, SPEC §2), the HTTP client (`client`)
-and the error classes of SPEC §5 (`errors`: retryable, duplicate, permanent, run-stopping,
-ambiguous). It knows nothing of manifests, ledgers or rates.
+Owns TC3 signing (`signing`), credentials (`credentials`, docs/operating.md#credentials), the HTTP
+client (`client`) and the error classes of docs/architecture.md#submitting (`errors`: retryable,
+duplicate, permanent, run-stopping, ambiguous). It knows nothing of manifests, ledgers or rates.
 May import: `batcher.api` and `batcher.exceptions`.
 """

@@ -10,7 +10,12 @@ its clock and the server's `Date` header, so the retry is signed with the server
 
 Each service goes to its own URL: its public host on the chosen site, or an `--endpoint` (one
 for every service, or one per service). The signed `Host` header is that URL's host, with its
-port only when it is not the scheme's default (SPEC §2).
+port only when it is not the scheme's default (docs/operating.md#endpoints).
+
+Answers are bounded: at most `MAX_ANSWER_BYTES` of a body are read (a larger one is not read on),
+and a body that is not JSON, is nested too deep for the parser, or is not a `Response` object of
+the documented shape comes back as a `TransportError` with code `MALFORMED_ANSWER` (the request
+reached the server), never as an exception (docs/operating.md).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from batcher.exceptions import BatcherError, EndpointError
 from batcher.wire.addresses import is_loopback
 from batcher.wire.credentials import Credentials, CredentialsProvider, StaticCredentials
 from batcher.wire.errors import (
+    MALFORMED_ANSWER,
     SIGNATURE_EXPIRED,
     Accepted,
     ApiError,
@@ -38,6 +44,7 @@ from batcher.wire.errors import (
     Outcome,
     TransportError,
     classify,
+    printable,
 )
 from batcher.wire.signing import Signer
 
@@ -64,6 +71,11 @@ class ClientSettings:
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+MAX_ANSWER_BYTES = 4 << 20
+"""The most of an API answer read: the documented answers are a few KB (a 100-task
+`DescribeTasks` page some tens of KB); more is a broken or hostile server, not read into memory."""
+_READ_CHUNK = 1 << 16
 
 
 def check_endpoint(url: str) -> str:
@@ -191,7 +203,7 @@ class AigcClient:
         task_id = answer.response.get("TaskId")
         if isinstance(task_id, str) and task_id:
             return Accepted(task_id=task_id, request_id=str(answer.response.get("RequestId") or ""))
-        return TransportError("BadResponse", "HTTP 200 without TaskId or Error in the response",
+        return TransportError(MALFORMED_ANSWER, "HTTP 200 without TaskId or Error in the response",
                               may_have_reached_server=True)
 
     async def call(
@@ -215,7 +227,11 @@ class AigcClient:
         )
         try:
             async with self._session.post(request_url, data=payload, headers=headers) as response:
-                answer = _read_answer(service, response.status, await response.read())
+                body = await _read_bounded(response)
+                if body is None:
+                    return _malformed(f"HTTP {response.status} with an answer over "
+                                      f"{MAX_ANSWER_BYTES} bytes (not read on)")
+                answer = _read_answer(service, response.status, body)
                 if isinstance(answer, ApiError) and answer.code == SIGNATURE_EXPIRED:
                     self._adopt_server_clock(url, response.headers.get("Date"))
                 return answer
@@ -239,26 +255,62 @@ class Answer:
     response: dict[str, Any]
 
 
+async def _read_bounded(response: aiohttp.ClientResponse) -> bytes | None:
+    """The body, or None once it passes `MAX_ANSWER_BYTES` (then the connection is dropped, not
+    drained: a server sending 10 GB is not waited for)."""
+    length = response.content_length
+    if length is not None and length > MAX_ANSWER_BYTES:
+        response.close()
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await response.content.read(_READ_CHUNK):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            response.close()
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(body: bytes) -> object:
+    """The JSON value of `body`, or None when it is not JSON (or too deep to parse: the C
+    parser raises RecursionError past the interpreter's recursion limit, caught here)."""
+    try:
+        return json.loads(body.decode())  # decoded here: json's sniffing is slower
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included
+        return None
+
+
 def _read_answer(service: Service, status: int, body: bytes) -> Answer | ApiError | TransportError:
     if status >= 500:
         return TransportError(
             f"HttpStatus{status}", f"HTTP {status} from the endpoint", may_have_reached_server=True
         )
-    try:
-        response = json.loads(body.decode())["Response"]  # decoded here: json's sniffing is slower
-    except (ValueError, KeyError, TypeError):
-        response = None
+    document = _parse(body)
+    response = document.get("Response") if isinstance(document, dict) else None
     if not isinstance(response, dict):
         return _non_api_answer(status, len(body))
-    error = response.get("Error")
-    if isinstance(error, dict):
-        code = str(error.get("Code", "UnknownError"))
-        request_id = response.get("RequestId")
-        return ApiError(code, str(error.get("Message", "")), request_id, classify(service, code))
+    request_id = response.get("RequestId")
+    if request_id is not None and not isinstance(request_id, str):
+        return _malformed(f"HTTP {status}: RequestId is not a string")
+    if "Error" in response:
+        error = response["Error"]
+        code = error.get("Code") if isinstance(error, dict) else None
+        message = error.get("Message", "") if isinstance(error, dict) else None
+        if not isinstance(code, str) or not code or not isinstance(message, str):
+            return _malformed(f"HTTP {status}: Response.Error without a string Code and Message")
+        # Server text: made one safe line here, so no caller can log a forged line from it.
+        code, message = printable(code, 100), printable(message)
+        return ApiError(code, message, request_id, classify(service, code))
     if status != 200:
         return TransportError("BadResponse", f"HTTP {status} without an Error in the response",
                               may_have_reached_server=True)
     return Answer(response)
+
+
+def _malformed(text: str) -> TransportError:
+    return TransportError(MALFORMED_ANSWER, text, may_have_reached_server=True)
 
 
 def _transport_error(error: BaseException) -> TransportError:
@@ -284,10 +336,10 @@ def _non_api_answer(status: int, size: int) -> ApiError | TransportError:
     if 400 <= status < 500:
         # Refused at the door (wrong path, too large, forbidden): sending it again won't help.
         return ApiError(f"HttpStatus{status}", text, None, ErrorClass.PERMANENT)
-    return TransportError("BadResponse", text, may_have_reached_server=True)
+    return _malformed(text)
 
 
 def _describe(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return f"{type(error).__name__}: {text}"[:300]
+    text = str(error) or type(error).__name__  # may quote the server (a bad status line)
+    return printable(f"{type(error).__name__}: {text}", 300)
 

@@ -1,6 +1,6 @@
 """Where the Tencent Cloud credentials come from, and keeping the secret key out of sight.
 
-Order (SPEC §2, the official SDK's `DefaultCredentialProvider`):
+Order (docs/operating.md#credentials, the official SDK's `DefaultCredentialProvider`):
 
 1. the environment: `TENCENTCLOUD_SECRET_ID` + `TENCENTCLOUD_SECRET_KEY`, with an optional session
    token in `TENCENTCLOUD_TOKEN` (tccli's name) or `TENCENTCLOUD_SESSION_TOKEN`;

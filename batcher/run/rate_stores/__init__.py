@@ -1,4 +1,5 @@
-"""Rate stores: where the send slots of a cap are reserved (SPEC §10). `open_store(url)` picks one.
+"""Rate stores: where the send slots of a cap are reserved (docs/operating.md#several-hosts).
+`open_store(url)` picks one.
 
     store = open_store("redis://127.0.0.1:6379/0")     # or "memory", "file:/var/lib/x/rate"
     ...
@@ -38,7 +39,8 @@ DEFAULT_STORE_FILE = "rate-slots.json"
 
 def default_store_url(environ: Mapping[str, str], home: Path) -> str:
     """`file:` a file in the user's state directory: `$XDG_STATE_HOME/batcher/`, else
-    `~/.local/state/batcher/` (SPEC §10), so runs on one host share the cap out of the box."""
+    `~/.local/state/batcher/` (docs/operating.md#several-hosts), so runs on one host share the cap
+    out of the box."""
     state_home = environ.get("XDG_STATE_HOME") or str(home / ".local" / "state")
     return f"file:{Path(state_home) / 'batcher' / DEFAULT_STORE_FILE}"
 

@@ -5,13 +5,14 @@ slot `max(now, next)` and moves `next` one interval past it, atomically, on the 
 A store only decides where `next` lives and whose clock `now` is:
 
 - `memory` (`MemoryStore`): this process, `time.monotonic`;
-- `file:PATH` (`FileStore`): a JSON file under `flock`, the host's wall clock, shared by every
-  process on the host;
+- `file:PATH` (`FileStore`): a JSON file under `flock`, the host's boot clock read from the
+  kernel (`host_clock`: no wall-clock step or `faketime` moves it), shared by every process on
+  the host;
 - `redis://HOST:PORT/DB` (`RedisStore`): a Lua script run atomically on the server, its `TIME`,
   shared by every host that names the server.
 
 A store that cannot answer raises `StoreUnavailable`; the limiter waits and asks again, and never
-falls back to a private cap (SPEC §10).
+falls back to a private cap (docs/operating.md#several-hosts).
 """
 
 from __future__ import annotations
@@ -60,6 +61,16 @@ class RateStore(Protocol):
         when no one reserved after it (`next == give_back + interval`), `next` first returns
         to it, so the slot is not lost. Raises `StoreUnavailable`.
         """
+        ...
+
+    async def claim_images(self, key: str, count: int, limit: int) -> bool:
+        """Add `count` to the image count `key` if it stays within `limit`, atomically; False
+        (nothing added) if it would not (`batcher.run.rate_stores.images`). Raises
+        `StoreUnavailable`."""
+        ...
+
+    async def give_back_images(self, key: str, count: int) -> None:
+        """Take `count` off the image count `key` (not below 0). Raises `StoreUnavailable`."""
         ...
 
     async def now(self) -> float:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from batcher.run.rate_stores.base import Reservation, next_slot
+from batcher.run.rate_stores.images import claim_in, give_back_in
 
 
 class MemoryStore:
@@ -19,6 +20,7 @@ class MemoryStore:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         """`clock` is the store's clock (a test gives its limiter and its store the same one)."""
         self._next: dict[str, float] = {}
+        self._images: dict[str, int] = {}
         self._clock = clock
 
     async def reserve(
@@ -29,8 +31,15 @@ class MemoryStore:
         self._next[key] = slot + interval
         return Reservation(slot, now)
 
+    async def claim_images(self, key: str, count: int, limit: int) -> bool:
+        return claim_in(self._images, key, count, limit)
+
+    async def give_back_images(self, key: str, count: int) -> None:
+        give_back_in(self._images, key, count)
+
     async def now(self) -> float:
         return self._clock()
 
     async def close(self) -> None:
         self._next.clear()
+        self._images.clear()

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from batcher.run.rate_stores.base import MAX_AHEAD, Reservation, StoreUnavailable
+from batcher.run.rate_stores.images import KEEP_SECONDS
 
 STORE_SOCKET_TIMEOUT = 2.0
 """Seconds to connect to the server or to wait for one answer before counting it unreachable."""
@@ -41,6 +42,25 @@ of `batcher.run.rate_stores.base.next_slot`. Numbers go back as strings: Redis w
 a Lua number to an integer."""
 
 
+CLAIM_IMAGES = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local count = tonumber(ARGV[1])
+if used + count > tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('SET', KEYS[1], used + count, 'EX', tonumber(ARGV[3]))
+return 1
+"""
+"""`used + count <= limit` or nothing, atomically on the server (`rate_stores.images`)."""
+
+GIVE_BACK_IMAGES = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local left = math.max(0, used - tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], left, 'EX', tonumber(ARGV[2]))
+return left
+"""
+
+
 class RedisStore:
     """Next slots on a Redis server, reserved by one Lua script per request."""
 
@@ -54,6 +74,8 @@ class RedisStore:
             socket_connect_timeout=STORE_SOCKET_TIMEOUT,
         )
         self._script: Any = self._client.register_script(RESERVE)
+        self._claim: Any = self._client.register_script(CLAIM_IMAGES)
+        self._give_back: Any = self._client.register_script(GIVE_BACK_IMAGES)
 
     @property
     def description(self) -> str:
@@ -75,6 +97,23 @@ class RedisStore:
         except (RedisError, OSError) as error:
             raise StoreUnavailable(f"{self.description}: {error}") from error
         return Reservation(float(slot), float(now))
+
+    async def claim_images(self, key: str, count: int, limit: int) -> bool:
+        from redis.exceptions import RedisError
+
+        try:
+            claimed = await self._claim(keys=[key], args=[count, limit, KEEP_SECONDS])
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"{self.description}: {error}") from error
+        return bool(int(claimed))
+
+    async def give_back_images(self, key: str, count: int) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            await self._give_back(keys=[key], args=[count, KEEP_SECONDS])
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"{self.description}: {error}") from error
 
     async def now(self) -> float:
         from redis.exceptions import RedisError
