@@ -15,7 +15,7 @@ import pytest
 
 from batcher.api.models import request_model
 from batcher.exceptions import ManifestError
-from batcher.manifest import Manifest, Task, ValidationReport, load_manifest
+from batcher.manifest import Manifest, Task, load_manifest
 from batcher.manifest.keys import session_id_for, task_key
 from tests.helpers import (
     MANIFEST_HEAD,
@@ -224,7 +224,12 @@ def test_validation_report_counts_tasks_per_service_with_copies(tmp_path: Path) 
         "  - {Prompt: c, service: mps}\n",
     )
     report = load_manifest(path).validate()
-    assert report == ValidationReport("job", {"vod": 4, "mps": 2})
+    assert (report.batch, report.tasks_per_service) == ("job", {"vod": 4, "mps": 2})
+    # The spend per model counts the copies too (docs/spend.md).
+    assert {key: (s.tasks, s.images) for key, s in report.spend.items()} == {
+        ("vod", "GEM 2.5", 251007502): (4, 4),
+        ("mps", "Hunyuan", None): (2, 2),
+    }
     assert report.total == 6
 
 
