@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import sys
+import textwrap
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -19,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from batcher.api.services import get_service
 from batcher.emulator import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, EmulatorConfig
-from batcher.manifest import load_manifest
+from batcher.exceptions import ManifestError
+from batcher.manifest import Task, load_manifest
 from batcher.run.pipeline import RunSettings
 from batcher.run.resume import ResumeRules
 from batcher.run.retry import RetryPolicy
@@ -347,3 +350,52 @@ def creates(emulator: Any) -> int:
     """The `CreateAigcImageTask` requests an emulator (a `RunningEmulator`) has seen: what was
     sent, leaving out the free reads a submit makes first (vod's DescribeAigcQuotas)."""
     return sum(record.action == "CreateAigcImageTask" for record in emulator.records)
+
+
+# --- manifests written, loaded and expanded as the CLI does (tests/test_manifest_*.py) -------
+
+
+MANIFEST_HEAD = """\
+service: vod
+defaults:
+  vod: {SubAppId: 251007502, ModelName: GEM, ModelVersion: "2.5"}
+  mps: {ModelName: Hunyuan}
+"""
+"""A valid start for a manifest: the required parameters of both services."""
+
+VOD_COLUMNS = "SubAppId,ModelName,ModelVersion"
+VOD_CELLS = "251007502,GEM,2.5"
+
+
+def write_job(directory: Path, text: str, name: str = "job.yaml") -> Path:
+    """Write a manifest; an indented body (after MANIFEST_HEAD, if it starts so) is dedented."""
+    head = MANIFEST_HEAD if text.startswith(MANIFEST_HEAD) else ""
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(head + textwrap.dedent(text[len(head) :]), encoding="utf-8")
+    return path
+
+
+def expand_job(path: Path) -> list[Task]:
+    """Every task of a manifest: loaded, validated, then streamed."""
+    manifest = load_manifest(path)
+    manifest.validate()
+    return list(manifest.tasks())
+
+
+def job_errors(path: Path, max_errors: int = 100) -> ManifestError:
+    """The ManifestError of a manifest, from loading or from validating it."""
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path).validate(max_errors=max_errors)
+    return caught.value
+
+
+def one_job_error(path: Path) -> str:
+    """The one message of a manifest's ManifestError (asserting there is exactly one)."""
+    error = job_errors(path)
+    assert len(error.messages) == 1, error.messages
+    return error.messages[0]
+
+
+def prompts_of(tasks: list[Task]) -> list[str]:
+    return [task.params.get("Prompt", "") for task in tasks]

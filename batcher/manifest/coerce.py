@@ -33,14 +33,53 @@ def cell_to_bool(cell: str) -> bool:
     return value
 
 
+MAX_JSON_DEPTH = 100
+"""Nesting of a JSON cell's lists and objects; an API parameter nests a few levels. Deeper is
+refused before it is parsed: `json.loads` recurses, and so does every later walk."""
+
+_TOO_DEEP = (
+    f"is nested more than {MAX_JSON_DEPTH} levels deep: an API parameter nests a few levels"
+)
+
+
 def cell_to_json(cell: str) -> Any:
+    if _json_depth_exceeds(cell, MAX_JSON_DEPTH):
+        raise ValueError(_TOO_DEEP)
     try:
         return json.loads(cell)
+    except RecursionError:  # pragma: no cover - the depth is bounded above
+        raise ValueError(_TOO_DEEP) from None
     except json.JSONDecodeError as error:
         raise ValueError(
             f"is not valid JSON ({error.msg}, character {error.pos + 1}): write it as JSON, "
             'e.g. [{"Type": "Url", "Url": "https://..."}]'
         ) from None
+
+
+def _json_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether brackets outside JSON strings nest deeper than `limit` (an upper bound of the
+    depth: a malformed text is left for `json.loads` to explain)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False  # the common case: too few brackets to nest that deep
+    depth = 0
+    in_string = escaped = False
+    for character in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif character == "\\":
+                escaped = True
+            elif character == '"':
+                in_string = False
+        elif character == '"':
+            in_string = True
+        elif character in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif character in "]}":
+            depth -= 1
+    return False
 
 
 def coercer_for(spec: Spec | None) -> Coercer | None:

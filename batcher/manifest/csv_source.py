@@ -15,6 +15,7 @@ from batcher.api import schema
 from batcher.api.services import SERVICE_NAMES, ServiceName
 from batcher.exceptions import ManifestError
 from batcher.manifest.coerce import Coercer, cell_to_json, coercer_for
+from batcher.manifest.files import CsvLines, CsvTextError, open_csv_text
 from batcher.manifest.messages import did_you_mean
 from batcher.manifest.plan import (
     NOTHING_WRITTEN,
@@ -65,12 +66,12 @@ def read_csv_layout(path: Path, display: str) -> CsvLayout:
 
 def _read_csv_header(path: Path, display: str) -> list[str]:
     try:
-        with path.open(newline="", encoding="utf-8-sig") as stream:
-            header = next(csv.reader(stream), None)
-    except FileNotFoundError:
-        raise ManifestError([f"{display}: no such file: check the path"]) from None
+        with open_csv_text(path, display) as stream:
+            header = next(csv.reader(CsvLines(stream)), None)
     except UnicodeDecodeError:
         raise ManifestError([_not_utf8_message(path, display)]) from None
+    except CsvTextError as error:
+        raise ManifestError([f"{display}:row 1: {error}"]) from None
     except (OSError, csv.Error) as error:
         raise ManifestError([f"{display}: cannot read it: {error}"]) from None
     if not header:
@@ -144,10 +145,13 @@ def csv_tasks(
     skip_to = start - first_place
     reader = _CsvRowReader(layout, default_services)
     try:
-        with layout.path.open(newline="", encoding="utf-8-sig") as stream:
-            rows = csv.reader(stream)
+        with open_csv_text(layout.path, layout.display) as stream:
+            lines = CsvLines(stream)
+            rows = csv.reader(lines)
             next(rows, None)  # the header, checked when the manifest was loaded
+            lines.new_row()
             for row in rows:
+                lines.new_row()
                 row_number += 1
                 if row_number < skip_to or (shortcut is not None and shortcut(row, row_number)):
                     continue
@@ -159,6 +163,8 @@ def csv_tasks(
                         yield task
     except UnicodeDecodeError:
         problems.add(_not_utf8_message(layout.path, layout.display))
+    except CsvTextError as error:
+        problems.add(f"{layout.display}:row {row_number + 1}: {error}")
     except csv.Error as error:
         problems.add(f"{layout.display}:row {row_number + 1}: malformed CSV: {error}")
     except OSError as error:

@@ -7,11 +7,12 @@ tasks.
         ...
 
 This module owns the two passes over a manifest and nothing else; each idea has its module:
-`yaml_nodes` and `yaml_source` read YAML with positions, `csv_source` reads CSV, `coerce` turns
-cells into typed values, `templates` fills placeholders, `expand` applies defaults, templates,
-matrix and repeat, `validate` checks requests and keys them (`keys`), `collisions` finds
-duplicates, `messages` explains mistakes: one line each, naming the file and the YAML line or
-CSV row, what is wrong and how to fix it.
+`files` opens regular files only and bounds every read, `yaml_bounds` bounds alias expansion
+and depth, `yaml_nodes` and `yaml_source` read YAML with positions, `csv_source` reads CSV,
+`coerce` turns cells into typed values, `templates` fills placeholders, `expand` applies
+defaults, templates, matrix and repeat, `validate` checks requests and keys them (`keys`),
+`collisions` finds duplicates, `messages` explains mistakes: one line each, naming the file
+and the YAML line or CSV row, what is wrong and how to fix it.
 
 Both passes stream: the explicit YAML tasks are held (they are in the document anyway) but CSV
 rows are read one at a time, and the only per-task state kept between rows is 8 bytes per task

@@ -13,7 +13,9 @@ from typing import Any
 import yaml
 
 from batcher.exceptions import ManifestError
+from batcher.manifest.files import read_yaml_bytes
 from batcher.manifest.task import Loc
+from batcher.manifest.yaml_bounds import check_node_graph
 
 try:  # libyaml's parser is several times faster; the pure-Python one behaves the same.
     from yaml import CSafeLoader as _YamlLoader
@@ -23,21 +25,21 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 
 def read_text(path: Path, display: str) -> str:
     """A whole text file, or a ManifestError that says why it cannot be read."""
+    data = read_yaml_bytes(path, display)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ManifestError([f"{display}: no such file: check the path"]) from None
-    except IsADirectoryError:
-        raise ManifestError([f"{display}: is a directory, not a manifest file"]) from None
-    except OSError as error:
-        raise ManifestError([f"{display}: cannot read it: {error.strerror}"]) from None
-    try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise ManifestError(
             [f"{display}:{line}: not UTF-8 text (byte {data[error.start]:#04x}): save it as UTF-8"]
         ) from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise ManifestError(
+            [f"{display}:{line}: a NUL character (byte 0x00): remove it, or save the file as UTF-8"]
+        )
+    return text
 
 
 def compose_yaml(text: str, display: str) -> tuple[yaml.Node | None, Any]:
@@ -47,6 +49,7 @@ def compose_yaml(text: str, display: str) -> tuple[yaml.Node | None, Any]:
         node = loader.get_single_node()
         if node is None:
             return None, None
+        check_node_graph(node, display)  # before any walk: aliases may expand without bound
         # Before construction: merge keys (`<<`) are flattened into the node tree there.
         duplicates = list(_duplicate_keys(node, display))
         if duplicates:
@@ -54,6 +57,15 @@ def compose_yaml(text: str, display: str) -> tuple[yaml.Node | None, Any]:
         return node, loader.construct_document(node)
     except yaml.MarkedYAMLError as error:
         raise ManifestError([_yaml_syntax_message(error, display)]) from None
+    except yaml.reader.ReaderError as error:  # a character YAML does not allow: no mark
+        line = text.count("\n", 0, max(error.position, 0)) + 1
+        character = chr(error.character) if isinstance(error.character, int) else "?"
+        raise ManifestError(
+            [
+                f"{display}:{line}: character {character!r} is not allowed in YAML: "
+                "remove it (write a control character as an escape in double quotes, \"\\t\")"
+            ]
+        ) from None
     except yaml.YAMLError as error:
         raise ManifestError([f"{display}: not valid YAML: {error}"]) from None
     finally:
