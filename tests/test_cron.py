@@ -4,6 +4,7 @@ minimal environment — with time limits, log lines, several manifests and a met
 from __future__ import annotations
 
 import asyncio
+import sys
 import json
 import re
 from pathlib import Path
@@ -168,11 +169,11 @@ async def test_metrics_file_parses_as_prometheus_text_and_keeps_the_last_success
     assert not list(metrics_file.parent.glob(".*.tmp")), "no temporary file left behind"
 
 
-async def test_the_readme_crontab_line_works_as_written(tmp_path):
-    # The exact line from the README, with its paths pointed into a temporary directory, run
-    # the way cron runs it: /bin/sh, a bare PATH, no terminal, stdin closed.
+async def test_the_documented_crontab_line_works_as_written(tmp_path):
+    # The exact line from docs/operating.md, with its paths pointed into a temporary directory,
+    # run the way cron runs it: /bin/sh, a bare PATH, no terminal, stdin closed.
     repo = Path(__file__).resolve().parent.parent
-    line = next(text for text in (repo / "README.md").read_text().splitlines()
+    line = next(text for text in (repo / "docs" / "operating.md").read_text().splitlines()
                 if text.startswith("*/15 * * * * "))
     command = line.split(" ", 5)[5]
     campaign = tmp_path / "campaigns" / "spring"
@@ -187,7 +188,7 @@ async def test_the_readme_crontab_line_works_as_written(tmp_path):
             "/srv/batcher": str(repo),
             "/etc/batcher/credentials.env": str(env_file),
             "campaigns/spring/": str(campaign) + "/",
-            "/var/log/batcher/spring.log": str(tmp_path / "log" / "spring.log"),
+            "/var/log/batcher/spring-submit.log": str(tmp_path / "log" / "spring.log"),
             "/var/lib/node_exporter/textfile/batcher_spring.prom": str(tmp_path / "b.prom"),
         }.items():
             assert placeholder in command
@@ -201,6 +202,37 @@ async def test_the_readme_crontab_line_works_as_written(tmp_path):
     assert stdout == b"" and stderr == b"", "quiet: cron mails nothing"
     assert event_counts(campaign / "week-01.ledger.jsonl") == {"submitted": 3}
     assert metrics_of(tmp_path / "b.prom")
+
+
+async def test_the_readme_daily_limit_line_holds_the_limit_as_written(tmp_path):
+    # The README's cron line with a daily limit, its limit lowered to 2 images and its paths
+    # pointed into a temporary directory: cron's /bin/sh, batcher on PATH, no terminal.
+    repo = Path(__file__).resolve().parent.parent
+    line = next(text for text in (repo / "README.md").read_text().splitlines()
+                if text.startswith("*/10 * * * * ") and "BATCHER_DAILY_IMAGES=" in text)
+    command = line.split(" ", 5)[5]
+    campaigns = tmp_path / "campaigns"
+    campaigns.mkdir()
+    write_manifest(campaigns, vod=2, mps=2, name="week-01")
+    for placeholder, real in {"BATCHER_DAILY_IMAGES=5000": "BATCHER_DAILY_IMAGES=2",
+                              "/srv/campaigns": str(campaigns),
+                              "/var/log/batcher.log": str(tmp_path / "batcher.log")}.items():
+        assert placeholder in command
+        command = command.replace(placeholder, real)
+    async with running_emulator(emulator_settings(rate=20)) as emulator:
+        env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+               "TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+               "BATCHER_ENDPOINT": emulator.url,
+               "BATCHER_RATE_STORE": f"file:{tmp_path / 'rate.json'}"}
+        process = await asyncio.create_subprocess_exec(
+            "/bin/sh", "-c", command, env=env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+        created = emulator.stats()["images_created"]
+    assert process.returncode == 75, stderr.decode()
+    assert stdout == b"" and stderr == b"", "quiet: cron mails nothing"
+    assert sum(created.values()) == 2
+    assert "--daily-images 2 reached" in (tmp_path / "batcher.log").read_text()
 
 
 # --- every exit reaches the log file and the metrics file ---------------------------------
