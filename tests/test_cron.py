@@ -4,9 +4,9 @@ minimal environment — with time limits, log lines, several manifests and a met
 from __future__ import annotations
 
 import asyncio
-import sys
 import json
 import re
+import sys
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
