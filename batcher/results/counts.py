@@ -15,7 +15,9 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 
+from batcher.results.collect_job import Backlog
 from batcher.results.rows import ResultState
+from batcher.results.tracking import Tracked
 
 MPS_URL_LIFETIME = 12 * 3600.0
 """mps keeps a task's image URLs this long after it finished (docs/results.md)."""
@@ -73,3 +75,45 @@ class FinishedBacklog:
         while self._heap and self._heap[0][1] not in self._open:
             heapq.heappop(self._heap)
         return self._open[self._heap[0][1]] if self._heap else None
+
+
+class Tally:
+    """The run's counts and backlog, moved together as each task changes state."""
+
+    __slots__ = ("backlog", "states")
+
+    def __init__(self) -> None:
+        self.states = StateCounts()
+        self.backlog = FinishedBacklog()
+
+    def __repr__(self) -> str:
+        return f"<Tally {self.states!r} {self.backlog!r}>"
+
+    def add(self, tracked: Tracked) -> None:
+        self.states.add(tracked.state)
+        self._note(tracked, tracked.state)
+
+    def moved(self, tracked: Tracked, old_state: ResultState) -> bool:
+        """`tracked` went from `old_state` to its state; True when a count changed."""
+        if not self.states.move(old_state, tracked.state):
+            return False
+        self._note(tracked, old_state)
+        return True
+
+    def _note(self, tracked: Tracked, old_state: ResultState) -> None:
+        if tracked.state is ResultState.GENERATED:
+            expires = tracked.expires_at
+            if expires is None and tracked.service == "mps":
+                expires = tracked.finished_at + MPS_URL_LIFETIME
+            self.backlog.finished(id(tracked), tracked.finished_at, expires)
+        elif old_state is ResultState.GENERATED:
+            self.backlog.settled(id(tracked))
+
+    def backlog_now(self, now: float) -> Backlog:
+        """The finished tasks not on disk yet, as of `now` (Unix seconds)."""
+        oldest = self.backlog.oldest()
+        if oldest is None:
+            return Backlog()
+        finished_at, expires_at = oldest
+        return Backlog(len(self.backlog), max(0.0, now - finished_at),
+                       None if expires_at is None else expires_at - now)

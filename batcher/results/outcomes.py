@@ -17,6 +17,7 @@ False
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -125,6 +126,19 @@ def _read_mps(response: Mapping[str, Any]) -> Generation:
         return _failed("mps", "NoOutput", "the task is DONE without image URLs")
     return Generation(Stage.GENERATED, tuple(GeneratedFile(url, extension_of(url), 0)
                                              for url in urls))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def loggable(text: str) -> str:
+    """`text` with its control characters escaped: an answer's error code with a newline in it
+    must not forge a log line.
+
+    >>> loggable("Bad\\nINFO forged")
+    'Bad\\\\x0aINFO forged'
+    """
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 def _failed(service: str, code: str, message: str) -> Generation:

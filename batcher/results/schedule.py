@@ -74,8 +74,19 @@ class _Entry:
 class PollSchedule:
     """Unfinished tasks in two heaps: never asked (by send time) and asked again (by due time)."""
 
-    __slots__ = ("_clock", "_entries", "_estimate", "_fresh", "_order", "_rate", "_recent",
-                 "_seen_done", "_again", "polls", "timing")
+    __slots__ = (
+        "_again",
+        "_clock",
+        "_entries",
+        "_estimate",
+        "_fresh",
+        "_order",
+        "_rate",
+        "_recent",
+        "_seen_done",
+        "polls",
+        "timing",
+    )
 
     def __init__(
         self, timing: PollTiming, *, clock: Callable[[], float], rate: float | None = None
@@ -153,7 +164,8 @@ class PollSchedule:
         now = self._clock()
         age = max(0.0, now - entry.sent_at)
         if entry.asks == 1 and age >= 0.8 * self._estimate:
-            self._estimate = max(self._estimate, age) * (1 + self.timing.step * self.timing.quantile)
+            rise = 1 + self.timing.step * self.timing.quantile
+            self._estimate = max(self._estimate, age) * rise
         delay = self._bounded(age * (self.timing.overdue_factor if self._seen_done
                                      else self.timing.unknown_factor))
         if self._idle(now):
