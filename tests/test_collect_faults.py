@@ -177,3 +177,26 @@ async def test_collect_on_a_full_disk_is_one_line_and_exit_2_never_a_truncated_f
     lines = [line for line in stderr.splitlines() if line.startswith("batcher:")]
     assert lines and f"mounted at {out} is full" in lines[-1], stderr
     assert not any(name.endswith(".png") or name == "results.csv" for name in names), names
+
+
+async def test_finished_tasks_not_on_disk_show_in_metrics_and_status_with_their_expiry(tmp_path):
+    manifest = await submitted(tmp_path, mps=2)
+    broken = json.dumps({"Response": {"Status": "DONE", "RequestId": "r",
+                                      "ImageUrls": ["http://127.0.0.1:9/gone.png"]}}).encode()
+    metrics = tmp_path / "collect.prom"
+
+    def answer(index: int, _: str, base: str) -> bytes:
+        return broken if index == 0 else done(base)
+
+    async with hostile(answer) as url:
+        code, _, stderr = await collect(manifest, url, "--metrics-file", str(metrics))
+    assert code == 75, stderr  # one generated, not downloaded: run again
+    text = metrics.read_text()
+    assert "batcher_collect_unsaved 1\n" in text, text
+    expires = next(line for line in text.splitlines()
+                   if line.startswith("batcher_collect_unsaved_oldest_expires_in_seconds "))
+    assert 11 * 3600 < float(expires.split()[1]) <= 12 * 3600, expires
+    code, stdout, stderr = await run_cli("status", str(manifest))
+    assert code == 0, stderr
+    assert "not on disk yet: 1 finished task(s)" in stdout, stdout
+    assert "expire in 12.0 h" in stdout or "expire in 11.9 h" in stdout, stdout
