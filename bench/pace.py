@@ -59,7 +59,7 @@ async def side_by_side(workdir: Path, per_service: int) -> tuple[list[Row], dict
 
 async def large(workdir: Path, tasks: int) -> tuple[list[Row], dict[str, Any]]:
     manifest = write_matrix_yaml(workdir / "pace-large.yaml", tasks // 2)
-    instant = GenerationConfig(seconds=0.0, image_bytes=256)
+    instant = GenerationConfig(seconds=0.0, image_bytes=2048)
     async with running_emulator(_config(rate=0, generation=instant)) as emulator:
         await _submit(manifest, emulator.url)
         first = await _collect(manifest, emulator.url, "--poll-rate", "0")
@@ -89,6 +89,7 @@ def run_pace(workdir: Path, per_service: int, scale: int) -> tuple[list[Row], di
                            ("large", large(workdir, scale))):
             section, details[name] = await step
             rows += section
+            print("\n".join(str(row) for row in section), details[name], flush=True)
         return rows, details
 
     return asyncio.run(measure())
@@ -101,6 +102,4 @@ if __name__ == "__main__":  # python bench/pace.py [per_service] [scale]
     with tempfile.TemporaryDirectory() as directory:
         found, info = run_pace(Path(directory), int(sys.argv[1]) if len(sys.argv) > 1 else 200,
                                int(sys.argv[2]) if len(sys.argv) > 2 else 2000)
-    for row in found:
-        print(row)
-    print(info)
+    print(len(found), "figures")

@@ -48,6 +48,7 @@ from batcher.results.collect_job import (
 from batcher.results.counts import Tally
 from batcher.results.disk import disk_error
 from batcher.results.download import download_session, download_task_files
+from batcher.results.finder import FinishedFinder, bring_forward
 from batcher.results.outcomes import Generation, Stage, loggable, read_generation
 from batcher.results.recovery import Duplicate, Lost, recover
 from batcher.results.reports import write_reports
@@ -114,6 +115,9 @@ class Collector:
         """One per service: each learns its own generation time and knows its own cap."""
         self._tally = Tally()
         self._by_id: dict[str, tuple[_Job, Tracked]] = {}
+        self._vod_ids: dict[str, str] = {}
+        """vod TaskId -> its ident in the schedule, for the listing of finished tasks."""
+        self._vod_apps: set[int | None] = set()
         self._wake = asyncio.Event()
         self._downloads: set[asyncio.Task[None]] = set()
         self._polls: set[asyncio.Task[None]] = set()
@@ -173,22 +177,28 @@ class Collector:
         deadline = self._deadline()
         timer = asyncio.get_running_loop().call_later(deadline, self._deadline_passed)
         follower: asyncio.Task[None] | None = None
+        finding: asyncio.Task[None] | None = None
         try:
             self._notify()
             await self._start_work(caller, list(self._each()))
             if self._settings.wait:
                 self._following = any(submit_running(job.spec.ledger) for job in self._jobs)
                 follower = asyncio.create_task(self._follow_submit(caller))
+                finder = FinishedFinder(caller, self._vod_apps, since=time.time() - 60)
+                finding = asyncio.create_task(bring_forward(
+                    finder, self._poll_vod_now, self._schedules["vod"].has_young,
+                    time.time))
             await self._poll_until_done(caller)
             while self._downloads and not self._stop.is_set():
                 await self._unless_stopped(
                     asyncio.gather(*self._downloads, return_exceptions=True))
         finally:
             timer.cancel()
-            if follower is not None:
-                follower.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await follower
+            for helper in (follower, finding):
+                if helper is not None:
+                    helper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await helper
 
     async def _start_work(self, caller: ApiCaller, items: list[tuple[_Job, Tracked]]) -> None:
         """Recover, poll or download each task, as its placement says."""
@@ -272,6 +282,9 @@ class Collector:
         sent_at = monotonic_of(tracked.sent_at)
         first = self._settings.timing.first_poll_age if self._settings.wait else 0.0
         self._schedules[tracked.service].add(ident, sent_at, first_at_age=first)
+        if tracked.service == "vod":
+            self._vod_ids[tracked.task_id] = ident
+            self._vod_apps.add(tracked.who.sub_app_id)
 
     async def _poll_until_done(self, caller: ApiCaller) -> None:
         limit = asyncio.Semaphore(self._settings.poll_concurrency)
@@ -344,7 +357,16 @@ class Collector:
     def _forget(self, ident: str) -> None:
         """Never ask about `ident` again in this run (the schedule does not learn from it)."""
         _, tracked = self._by_id.pop(ident)
+        self._vod_ids.pop(tracked.task_id, None)
         self._schedules[tracked.service].drop(ident)
+
+    def _poll_vod_now(self, task_id: str) -> bool:
+        """vod's listing says `task_id` finished: poll it now (the schedule stays the fallback)."""
+        ident = self._vod_ids.get(task_id)
+        if ident is None or not self._schedules["vod"].poll_now(ident):
+            return False
+        self._wake.set()
+        return True
 
     async def _settle_generation(
         self, job: _Job, tracked: Tracked, ident: str, generation: Generation
@@ -358,6 +380,7 @@ class Collector:
             return
         schedule.finished(ident)
         del self._by_id[ident]
+        self._vod_ids.pop(tracked.task_id, None)
         old_state = tracked.state
         if generation.stage is Stage.FAILED:
             assert generation.error is not None

@@ -79,7 +79,7 @@ class PollSchedule:
         "_clock",
         "_entries",
         "_estimate",
-        "_fresh",
+        "_fresh", "_newest",
         "_order",
         "_rate",
         "_recent",
@@ -103,6 +103,8 @@ class PollSchedule:
         self._order = itertools.count()
         self._estimate = timing.prior_generation
         self._seen_done = False
+        self._newest = float("-inf")
+        """The latest send time added."""
         self._recent: deque[float] = deque()
 
     def __len__(self) -> int:
@@ -117,6 +119,7 @@ class PollSchedule:
         """A task to ask about: at once when `first_at_age` is 0 (one pass), else when it is
         most likely done (and at least `first_at_age` old)."""
         self._entries[key] = _Entry(sent_at, first_at_age)
+        self._newest = max(self._newest, sent_at)
         heapq.heappush(self._fresh, (sent_at, next(self._order), key))
 
     def pop_due(self) -> str | None:
@@ -163,7 +166,7 @@ class PollSchedule:
         entry = self._entries[key]
         now = self._clock()
         age = max(0.0, now - entry.sent_at)
-        if entry.asks == 1 and age >= 0.8 * self._estimate:
+        if entry.asks == 1 and entry.planned_age >= 0 and age >= 0.8 * self._estimate:
             rise = 1 + self.timing.step * self.timing.quantile
             self._estimate = max(self._estimate, age) * rise
         delay = self._bounded(age * (self.timing.overdue_factor if self._seen_done
@@ -171,6 +174,22 @@ class PollSchedule:
         if self._idle(now):
             delay = self.timing.min_delay
         heapq.heappush(self._again, (now + delay, next(self._order), key))
+
+    def poll_now(self, key: str) -> bool:
+        """`key` was seen finished elsewhere (vod's listing): ask it now, learning nothing from
+        it; False when it is not waiting here."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return False
+        entry.planned_age = -1.0  # never learnt from: it was not asked at the planned age
+        heapq.heappush(self._again, (self._clock(), next(self._order), key))
+        return True
+
+    def has_young(self) -> bool:
+        """True while some task not asked yet is younger than its planned ask: what a listing of
+        finished tasks can bring forward."""
+        self._prune()
+        return bool(self._fresh) and self._newest + self._estimate > self._clock()
 
     def retry(self, key: str, delay: float) -> None:
         """Asking about `key` failed (network, throttling): ask again in `delay` seconds."""
@@ -183,7 +202,7 @@ class PollSchedule:
             return
         self._seen_done = True
         age = entry.last_poll - entry.sent_at
-        if entry.asks == 1 and entry.first_at_age > 0 and (
+        if entry.asks == 1 and entry.first_at_age > 0 and entry.planned_age >= 0 and (
             age <= LATE_FACTOR * max(entry.planned_age, self.timing.min_delay)
         ):
             self._estimate = max(self.timing.min_delay, self._estimate * (
