@@ -186,7 +186,8 @@ class Collector:
                 follower = asyncio.create_task(self._follow_submit(caller))
                 finder = FinishedFinder(caller, self._vod_apps, since=time.time() - 60)
                 finding = asyncio.create_task(bring_forward(
-                    finder, self._poll_vod_now, self._schedules["vod"].has_young,
+                    finder, self._poll_vod_now,
+                    lambda: self._following and self._schedules["vod"].has_young(),
                     time.time))
             await self._poll_until_done(caller)
             while self._downloads and not self._stop.is_set():

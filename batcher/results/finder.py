@@ -89,7 +89,8 @@ async def bring_forward(
     clock: Callable[[], float],
     interval: float = ROUND_INTERVAL,
 ) -> None:
-    """Every `interval`, when `active()` (young tasks are waiting for their planned ask): list
+    """Every `interval`, when `active()` (beside a running submit, while young tasks wait for
+    their planned ask: where a page of finished tasks saves a request each): list
     what finished and have each of those TaskIds polled now (`poll_now`: False for one this run
     is not waiting for). Runs until cancelled; ends quietly when the run stops."""
     while True:
