@@ -23,6 +23,10 @@ from the emulator's own log or the operating system's accounting of the child, s
 8. spend (spend.py): a full mps service (10 running at once, 150 tasks of 1.5 s ± 50%): wall
    time against the limit's, the rate it settles at against the rate tasks finish, refusals
    per task; and `--daily-images 100` held by three processes on one `file:` store.
+9. pace (pace.py): N vod + N mps tasks of 15 s ± 50% at the real caps, `submit` and `collect
+   --wait` side by side (status requests per task per service, how long after the last finish
+   collect ends), and `collect` over a large finished batch, caps lifted (wall, CPU per task,
+   peak RSS, gallery size, the rerun); `--pace-scale 1000000` for the million-task case.
 
 It prints a table (metric / measured / target / pass) and writes it as JSON to
 bench/results/bench-<UTC time>.json and bench/results/latest.json. Benchmarks print figures; the
@@ -48,6 +52,7 @@ from typing import Any
 from collect import run_collect
 from cost import run_cost
 from gallery import run_gallery
+from pace import run_pace
 from procs import precompile_batcher
 from rate import run_rate
 from scale import run_scale
@@ -57,13 +62,15 @@ from startup import run_startup
 from table import Row, describe_machine, machine, render, render_markdown, write_results
 
 RESULTS = Path(__file__).with_name("results")
-SECTIONS = ("startup", "rate", "cost", "scale", "shared", "collect", "gallery", "spend")
+SECTIONS = ("startup", "rate", "cost", "scale", "shared", "collect", "gallery", "spend", "pace")
 FULL = {"rate_per_service": 1000, "cost_tasks": 5000, "scale_rows": 1_000_000,
         "shared_per_service": 200, "collect_finished": 2000, "collect_waiting": 1000,
-        "collect_beside": 400, "collect_downloads": 200, "gallery_rows": 200_000}
+        "collect_beside": 400, "collect_downloads": 200, "gallery_rows": 200_000,
+        "pace_tasks": 1000, "pace_scale": 200_000}
 QUICK = {"rate_per_service": 200, "cost_tasks": 1000, "scale_rows": 100_000,
          "shared_per_service": 100, "collect_finished": 200, "collect_waiting": 200,
-         "collect_beside": 100, "collect_downloads": 50, "gallery_rows": 20_000}
+         "collect_beside": 100, "collect_downloads": 50, "gallery_rows": 20_000,
+        "pace_tasks": 200, "pace_scale": 20_000}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -82,6 +89,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--collect-beside", type=int, help="tasks of the collect-beside-submit run")
     parser.add_argument("--collect-downloads", type=int, help="1 MB images downloaded")
     parser.add_argument("--gallery-rows", type=int, help="synthetic rows of the gallery run")
+    parser.add_argument("--pace-tasks", type=int,
+                        help="tasks per service of the side-by-side pace run")
+    parser.add_argument("--pace-scale", type=int,
+                        help="finished tasks of the large collect (1000000: the million case)")
     parser.add_argument("--shared-per-service", type=int,
                         help="tasks per service and process, shared stores and latency")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
@@ -113,6 +124,7 @@ def run_sections(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], di
                                        args.collect_beside, args.collect_downloads),
         "gallery": lambda: run_gallery(workdir, args.gallery_rows),
         "spend": lambda: run_spend(workdir),
+        "pace": lambda: run_pace(workdir, args.pace_tasks, args.pace_scale),
     }
     rows: list[Row] = []
     details: dict[str, Any] = {}

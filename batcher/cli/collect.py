@@ -59,8 +59,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     collect.add_argument("--wait", action="store_true",
                          help="poll until every task is final or --timeout passes")
     collect.add_argument("--timeout", type=parse_duration, default=DEFAULT_TIMEOUT_TEXT,
-                         metavar="DURATION", help="give up waiting after this long "
-                         "(default %(default)s); exit 75")
+                         metavar="DURATION", help="give up after this long, one pass or "
+                         "--wait (default %(default)s); exit 75")
     collect.add_argument("--poll-rate", type=float, metavar="R",
                          help="lower every poll action's cap to R requests per second "
                          "(caps: vod 100/s, mps 20/s; 0 lifts them, for the emulator only)")

@@ -129,6 +129,7 @@ def render_metrics(result: CollectResult | None, exit_code: int, now: float) -> 
     ]
     for action, count in sorted((result.calls if result is not None else {}).items()):
         lines.append(f'batcher_collect_requests_total{{action="{action}"}} {count}')
+    lines += _backlog_metrics(result)
     lines += [
         "# HELP batcher_collect_exit_code Exit code of the last collect run.",
         "# TYPE batcher_collect_exit_code gauge",
@@ -138,6 +139,29 @@ def render_metrics(result: CollectResult | None, exit_code: int, now: float) -> 
         f"batcher_collect_end_timestamp_seconds {now:.3f}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _backlog_metrics(result: CollectResult | None) -> list[str]:
+    """Finished tasks not on disk yet, and the oldest one's age against its URLs' expiry: an
+    alert fires on these before a paid image dies (docs/results.md)."""
+    if result is None:
+        return []
+    backlog = result.backlog
+    lines = [
+        "# HELP batcher_collect_unsaved Finished tasks whose files are not on disk yet.",
+        "# TYPE batcher_collect_unsaved gauge",
+        f"batcher_collect_unsaved {backlog.count}",
+        "# HELP batcher_collect_unsaved_oldest_age_seconds Since the oldest of them finished.",
+        "# TYPE batcher_collect_unsaved_oldest_age_seconds gauge",
+        f"batcher_collect_unsaved_oldest_age_seconds {backlog.oldest_age:.0f}",
+    ]
+    if backlog.oldest_expires_in is not None:
+        lines += [
+            "# HELP batcher_collect_unsaved_oldest_expires_in_seconds Until its URLs stop working.",
+            "# TYPE batcher_collect_unsaved_oldest_expires_in_seconds gauge",
+            f"batcher_collect_unsaved_oldest_expires_in_seconds {backlog.oldest_expires_in:.0f}",
+        ]
+    return lines
 
 
 def write_metrics(path: Path, result: CollectResult) -> None:

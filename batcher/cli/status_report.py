@@ -11,17 +11,20 @@ ledger (`<stem>.results.jsonl`): each key's last result event (`generated`, `dow
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from batcher.cli.report import render_table
 from batcher.manifest import Manifest
+from batcher.results.counts import MPS_URL_LIFETIME
 from batcher.run.summary import NOT_SENT
 from batcher.state.events import FailureGroup, TaskState
 from batcher.state.replay import replay
-from batcher.state.results_ledger import replay_results, results_ledger_path
+from batcher.state.results_ledger import ResultEvent, replay_results, results_ledger_path
 
 STATE_NAMES = {
     TaskState.PENDING: NOT_SENT,
@@ -43,6 +46,8 @@ class StatusReport:
     torn_lines: int
     generation: dict[str, dict[str, int]]
     """service → last result event → tasks, from the results ledger (empty without one)."""
+    unsaved: Unsaved | None = None
+    """Finished tasks whose files are not on disk yet (None without a results ledger)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,7 +60,22 @@ class StatusReport:
             ],
             "torn_lines": self.torn_lines,
             "generation": self.generation,
+            "unsaved": None if self.unsaved is None else {
+                "tasks": self.unsaved.count, "oldest_age_s": round(self.unsaved.oldest_age),
+                "oldest_expires_in_s": None if self.unsaved.expires_in is None
+                else round(self.unsaved.expires_in)},
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Unsaved:
+    """Tasks whose last result is `generated`: paid for, not on disk, their URLs ageing."""
+
+    count: int
+    oldest_age: float
+    """Seconds since the oldest of them was seen finished."""
+    expires_in: float | None
+    """Seconds before its URLs stop working (mps: 12 h after; None when unknown: vod)."""
 
 
 def status_report(ledger_path: Path, manifest: Manifest | None) -> StatusReport:
@@ -83,7 +103,31 @@ def status_report(ledger_path: Path, manifest: Manifest | None) -> StatusReport:
         failures=failures,
         torn_lines=ledger.torn_lines,
         generation=_generation_states(ledger_path, keys),
+        unsaved=_unsaved(ledger_path, keys),
     )
+
+
+def _unsaved(ledger_path: Path, keys: set[str] | None) -> Unsaved | None:
+    path = results_ledger_path(ledger_path)
+    if not path.exists():
+        return None
+    oldest: tuple[float, str] | None = None
+    count = 0
+    for key, record in replay_results(path).records.items():
+        if record.event is not ResultEvent.GENERATED or (keys and key not in keys):
+            continue
+        count += 1
+        try:
+            at = datetime.fromisoformat(record.generated_at).timestamp()
+        except ValueError:
+            continue
+        if oldest is None or at < oldest[0]:
+            oldest = (at, record.service)
+    if oldest is None:
+        return Unsaved(count, 0.0, None)
+    now = time.time()
+    expires = oldest[0] + MPS_URL_LIFETIME - now if oldest[1] == "mps" else None
+    return Unsaved(count, now - oldest[0], expires)
 
 
 def _generation_states(ledger_path: Path, keys: set[str] | None) -> dict[str, dict[str, int]]:
@@ -117,6 +161,12 @@ def render_status(report: StatusReport) -> str:
         lines.append("generation (from collect):")
         columns = sorted({name for counts in report.generation.values() for name in counts})
         lines.extend(render_table(["service", *columns], report.generation))
+    if report.unsaved is not None and report.unsaved.count:
+        unsaved = report.unsaved
+        left = "" if unsaved.expires_in is None else (
+            f", its URLs expire in {unsaved.expires_in / 3600:.1f} h")
+        lines.append(f"not on disk yet: {unsaved.count} finished task(s), the oldest finished "
+                     f"{unsaved.oldest_age / 60:.0f} min ago{left}: run collect")
     if report.torn_lines:
         lines.append(f"note: {report.torn_lines} torn or corrupt ledger line(s) were skipped")
     return "\n".join(lines)

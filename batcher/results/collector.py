@@ -24,100 +24,54 @@ import functools
 import logging
 import signal
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Protocol
+from collections.abc import Awaitable, Iterator, Sequence
+from dataclasses import dataclass
 
 import aiohttp
 
 from batcher.api.results import TASK_NOT_FOUND
 from batcher.api.services import SERVICES
 from batcher.exceptions import BatcherError, ExitCode
-from batcher.manifest import Manifest
-from batcher.results.caller import ApiCaller, CallerSettings, Stopped
-from batcher.results.download import DownloadPolicy, download_session, download_task_files
+from batcher.results.caller import ApiCaller, Stopped
+from batcher.results.collect_job import (
+    DEFAULT_TIMEOUT,
+    FAILED_STATES,
+    FINAL_STATES,
+    UNFINISHED_STATES,
+    Backlog,
+    CollectJob,
+    CollectObserver,
+    CollectResult,
+    CollectSettings,
+    JobReport,
+    LimiterFactory,
+)
+from batcher.results.counts import Tally
+from batcher.results.disk import disk_error
+from batcher.results.download import download_session, download_task_files
+from batcher.results.finder import FinishedFinder, bring_forward
 from batcher.results.outcomes import Generation, Stage, read_generation
 from batcher.results.recovery import Duplicate, Lost, recover
-from batcher.results.rows import ResultRow, ResultState
-from batcher.results.schedule import PollSchedule, PollTiming
+from batcher.results.reports import write_reports
+from batcher.results.rows import ResultState
+from batcher.results.schedule import PollSchedule
 from batcher.results.tracking import JobState, Tracked, Work, monotonic_of
 from batcher.run.limiter import RateLimiter
 from batcher.run.stopping import unless_stopped
-from batcher.state.results_ledger import (
-    GenerationError,
-    ResultsLedgerWriter,
-    results_ledger_path,
-)
+from batcher.state.results_ledger import GenerationError, ResultsLedgerWriter, results_ledger_path
 from batcher.state.submissions import submit_running
 from batcher.wire.client import AigcClient, Answer
-from batcher.wire.errors import ApiError, ErrorClass
+from batcher.wire.errors import ApiError, ErrorClass, printable
 
 log = logging.getLogger("batcher")
 
-FINAL_STATES = frozenset({ResultState.DOWNLOADED, ResultState.GENERATION_FAILED,
-                          ResultState.EXPIRED, ResultState.LOST})
-UNFINISHED_STATES = frozenset({ResultState.PENDING, ResultState.GENERATED})
-FAILED_STATES = frozenset({ResultState.GENERATION_FAILED, ResultState.EXPIRED, ResultState.LOST})
 FOLLOW_INTERVAL = 1.0
 """Seconds between two reads of a submit ledger that a running submit is appending to."""
-DEFAULT_TIMEOUT = 3600.0
-"""`--wait` gives up after this long (docs/results.md: one hour)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CollectSettings:
-    """Everything a collect run is configured with; built once by the CLI."""
-
-    wait: bool = False
-    timeout: float = DEFAULT_TIMEOUT
-    max_runtime: float | None = None
-    poll_rate: float | None = None
-    """Lowers every action's cap to this many requests per second; 0 lifts the caps (bench)."""
-    timing: PollTiming = field(default_factory=PollTiming)
-    download: DownloadPolicy = field(default_factory=DownloadPolicy)
-    caller: CallerSettings = field(default_factory=CallerSettings)
-    poll_concurrency: int = 64
-    handle_signals: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class CollectJob:
-    """One manifest to collect: its submit ledger and its output directory."""
-
-    manifest: Manifest
-    ledger: Path
-    out_dir: Path
-
-    @property
-    def name(self) -> str:
-        return str(self.manifest.path)
-
-
-class CollectObserver(Protocol):
-    def changed(self, counts: Mapping[ResultState, int]) -> None:
-        """Some task changed state; `counts` are every manifest's tasks per state."""
-        ...
-
-
-@dataclass(slots=True)
-class JobReport:
-    name: str
-    out_dir: Path
-    counts: Counter[ResultState]
-
-
-@dataclass(slots=True)
-class CollectResult:
-    jobs: list[JobReport]
-    exit_code: ExitCode
-    stop_detail: str = ""
-    calls: dict[str, int] = field(default_factory=dict)
-    """Requests sent per action."""
-    polls: int = 0
-    """Poll requests that were answered or given up (one per task asked)."""
+__all__ = [
+    "DEFAULT_TIMEOUT", "FAILED_STATES", "FINAL_STATES", "UNFINISHED_STATES", "Backlog",
+    "CollectJob", "CollectObserver", "CollectResult", "CollectSettings", "Collector", "JobReport",
+    "LimiterFactory",
+]
 
 
 @dataclass(slots=True)
@@ -132,10 +86,6 @@ class _Job:
     @property
     def tracked(self) -> list[Tracked]:
         return self.state.tracked
-
-
-LimiterFactory = Callable[[str, str, float], RateLimiter]
-"""(service, action, rate) -> the limiter of that action's cap."""
 
 
 class Collector:
@@ -158,8 +108,13 @@ class Collector:
         self._stop_exit: ExitCode | None = None
         self._stop_detail = ""
         self._jobs: list[_Job] = []
-        self._schedule = PollSchedule(settings.timing, clock=time.monotonic)
+        self._schedules: dict[str, PollSchedule] = {}
+        """One per service: each learns its own generation time and knows its own cap."""
+        self._tally = Tally()
         self._by_id: dict[str, tuple[_Job, Tracked]] = {}
+        self._vod_ids: dict[str, str] = {}
+        """vod TaskId -> its ident in the schedule, for the listing of finished tasks."""
+        self._vod_apps: set[int | None] = set()
         self._wake = asyncio.Event()
         self._downloads: set[asyncio.Task[None]] = set()
         self._polls: set[asyncio.Task[None]] = set()
@@ -178,6 +133,9 @@ class Collector:
                 writer = ResultsLedgerWriter.open(results_ledger_path(spec.ledger))
                 stack.push_async_callback(writer.close)
                 self._jobs.append(_Job(spec, JobState.place(spec.manifest, spec.ledger, writer)))
+            for job in self._jobs:
+                for tracked in job.tracked:
+                    self._tally.add(tracked)
             caller = ApiCaller(self._client, self._limiters(), self._settings.caller,
                                stop=self._stop)
             error: BatcherError | None = None
@@ -188,13 +146,13 @@ class Collector:
                     error = raised
                 finally:
                     await self._settle_tasks()
-            reports = [self._report(job) for job in self._jobs]
+            reports = [write_reports(job.spec, job.tracked) for job in self._jobs]
         if error is not None:
             raise error
         if self._error is not None:
             raise self._error
         return CollectResult(reports, self._exit_code(), self._stop_detail, dict(caller.calls),
-                             self._polled)
+                             self._polled, self._tally.backlog_now(time.time()))
 
     # --- set-up -----------------------------------------------------------------------------
 
@@ -205,6 +163,9 @@ class Collector:
                 rate = cap if self._settings.poll_rate is None else (
                     min(cap, self._settings.poll_rate) if self._settings.poll_rate > 0 else 0)
                 limiters[(service.name, action)] = self._limiter_for(service.name, action, rate)
+                if action == service.poll_action:
+                    self._schedules[service.name] = PollSchedule(
+                        self._settings.timing, clock=time.monotonic, rate=rate)
         return limiters
 
     # --- the work ---------------------------------------------------------------------------
@@ -213,31 +174,43 @@ class Collector:
         deadline = self._deadline()
         timer = asyncio.get_running_loop().call_later(deadline, self._deadline_passed)
         follower: asyncio.Task[None] | None = None
+        finding: asyncio.Task[None] | None = None
         try:
-            self._changed()
+            self._notify()
             await self._start_work(caller, list(self._each()))
             if self._settings.wait:
                 self._following = any(submit_running(job.spec.ledger) for job in self._jobs)
                 follower = asyncio.create_task(self._follow_submit(caller))
+                finder = FinishedFinder(caller, self._vod_apps, since=time.time() - 60)
+                finding = asyncio.create_task(bring_forward(
+                    finder, self._poll_vod_now,
+                    lambda: self._following and self._schedules["vod"].has_young(),
+                    time.time))
             await self._poll_until_done(caller)
             while self._downloads and not self._stop.is_set():
                 await self._unless_stopped(
                     asyncio.gather(*self._downloads, return_exceptions=True))
         finally:
             timer.cancel()
-            if follower is not None:
-                follower.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await follower
+            for helper in (follower, finding):
+                if helper is not None:
+                    helper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await helper
 
     async def _start_work(self, caller: ApiCaller, items: list[tuple[_Job, Tracked]]) -> None:
         """Recover, poll or download each task, as its placement says."""
         await self._recover_duplicates(
             caller, [(job, tracked) for job, tracked in items if tracked.work is Work.RECOVER])
+        # Oldest finished first: their URLs die first (the download semaphore is first come,
+        # first served).
+        for job, tracked in sorted(
+            ((job, tracked) for job, tracked in items if tracked.work is Work.DOWNLOAD),
+            key=lambda item: item[1].finished_at,
+        ):
+            self._start_download(job, tracked)
         for job, tracked in items:
-            if tracked.work is Work.DOWNLOAD:
-                self._start_download(job, tracked)
-            elif tracked.work is Work.POLL:
+            if tracked.work is Work.POLL:
                 self._add_to_schedule(job, tracked)
         self._wake.set()
 
@@ -247,15 +220,18 @@ class Collector:
         while self._following:
             await asyncio.sleep(FOLLOW_INTERVAL)
             running = any(submit_running(job.spec.ledger) for job in self._jobs)
-            placed = [(job, tracked) for job in self._jobs for tracked in job.state.refresh()]
+            placed = []
+            for job in self._jobs:
+                for old_state, tracked in job.state.refresh():
+                    self._moved(tracked, old_state)
+                    placed.append((job, tracked))
             if placed:
                 await self._start_work(caller, placed)
-                self._changed()
             self._following = running
         self._wake.set()
 
     def _deadline(self) -> float:
-        limits = [self._settings.timeout if self._settings.wait else float("inf")]
+        limits = [self._settings.timeout]  # a one pass is bounded too (docs/results.md)
         if self._settings.max_runtime is not None:
             limits.append(self._settings.max_runtime)
         return min(min(limits), 10 * 365 * 86400.0)
@@ -263,7 +239,7 @@ class Collector:
     def _deadline_passed(self) -> None:
         runtime = self._settings.max_runtime
         which = "--max-runtime" if runtime is not None and (
-            not self._settings.wait or runtime <= self._settings.timeout) else "--timeout"
+            runtime <= self._settings.timeout) else "--timeout"
         self._request_stop(None, f"{which} reached")
 
     async def _recover_duplicates(
@@ -284,6 +260,7 @@ class Collector:
             verdict = verdicts.get(tracked.key)
             if verdict is None:
                 continue  # its listing failed: tried again next run
+            old_state = tracked.state
             if isinstance(verdict, Lost):
                 await job.writer.lost(tracked.key, tracked.service, verdict.reason,
                                       tracked.session_id)
@@ -295,19 +272,24 @@ class Collector:
                                            tracked.session_id)
                 tracked.task_id, tracked.work = verdict.task_id, Work.POLL
                 tracked.state = ResultState.PENDING
-        self._changed()
+            self._moved(tracked, old_state)
 
     def _add_to_schedule(self, job: _Job, tracked: Tracked) -> None:
         ident = f"{id(job)}:{tracked.key}"
         self._by_id[ident] = (job, tracked)
         sent_at = monotonic_of(tracked.sent_at)
         first = self._settings.timing.first_poll_age if self._settings.wait else 0.0
-        self._schedule.add(ident, sent_at, first_at_age=first)
+        self._schedules[tracked.service].add(ident, sent_at, first_at_age=first)
+        if tracked.service == "vod":
+            self._vod_ids[tracked.task_id] = ident
+            self._vod_apps.add(tracked.who.sub_app_id)
 
     async def _poll_until_done(self, caller: ApiCaller) -> None:
         limit = asyncio.Semaphore(self._settings.poll_concurrency)
+        schedules = list(self._schedules.values())
         while not self._stop.is_set():
-            ident = self._schedule.pop_due()
+            ident = next((due for schedule in schedules
+                          if (due := schedule.pop_due()) is not None), None)
             if ident is not None:
                 await self._unless_stopped(limit.acquire())
                 if self._stop.is_set():
@@ -316,7 +298,8 @@ class Collector:
                 self._polls.add(poll)
                 poll.add_done_callback(functools.partial(self._poll_ended, limit))
                 continue
-            wait = self._schedule.wait()
+            waits = [w for schedule in schedules if (w := schedule.wait()) is not None]
+            wait = min(waits, default=None)
             if wait is None and not self._polls and not self._following:
                 return
             self._wake.clear()
@@ -331,37 +314,72 @@ class Collector:
             params["SubAppId"] = sub_app
         try:
             answer = await caller.call(service, service.poll_action, params)
+            generation = (read_generation(service.name, answer.response)
+                          if isinstance(answer, Answer) else None)
         except Stopped:
             return
+        except (RecursionError, MemoryError, ValueError, TypeError, LookupError,
+                AttributeError) as broken:
+            # One broken answer (nested 200,000 deep, say) is this task's problem, not the run's.
+            self._polled += 1
+            log.warning("%s: task %s: unreadable answer (%s); asked again later",
+                        job.spec.name, printable(tracked.task_id), type(broken).__name__)
+            self._again_later(ident)
+            return
         self._polled += 1
-        if isinstance(answer, Answer):
-            await self._settle_generation(job, tracked, ident,
-                                          read_generation(service.name, answer.response))
+        if generation is not None:
+            await self._settle_generation(job, tracked, ident, generation)
         elif isinstance(answer, ApiError) and answer.error_class is not ErrorClass.RETRYABLE:
             not_found = answer.code == TASK_NOT_FOUND.get(service.name)
             error = GenerationError(answer.code, answer.message, False)
             await job.writer.generation_failed(tracked.key, tracked.service, tracked.task_id,
                                                error)
+            old_state = tracked.state
             tracked.fail(ResultState.GENERATION_FAILED, answer.code, answer.message)
-            self._schedule.drop(ident)
-            log.warning("%s: task %s: %s%s", job.spec.name, tracked.task_id, answer.code,
+            self._forget(ident)
+            log.warning("%s: task %s: %s%s", job.spec.name, printable(tracked.task_id),
+                        printable(answer.code),
                         " (older than 3 days, or another account's)" if not_found else "")
-            self._changed()
-        elif self._settings.wait:
-            self._schedule.retry(ident, self._settings.timing.min_delay * 5)
+            self._moved(tracked, old_state)
         else:
-            self._schedule.drop(ident)
+            self._again_later(ident)
+
+    def _again_later(self, ident: str) -> None:
+        """Asking failed (network, throttling, a broken answer): again later with --wait."""
+        if self._settings.wait:
+            self._schedules[self._by_id[ident][1].service].retry(
+                ident, self._settings.timing.min_delay * 5)
+        else:
+            self._forget(ident)
+
+    def _forget(self, ident: str) -> None:
+        """Never ask about `ident` again in this run (the schedule does not learn from it)."""
+        _, tracked = self._by_id.pop(ident)
+        self._vod_ids.pop(tracked.task_id, None)
+        self._schedules[tracked.service].drop(ident)
+
+    def _poll_vod_now(self, task_id: str) -> bool:
+        """vod's listing says `task_id` finished: poll it now (the schedule stays the fallback)."""
+        ident = self._vod_ids.get(task_id)
+        if ident is None or not self._schedules["vod"].poll_now(ident):
+            return False
+        self._wake.set()
+        return True
 
     async def _settle_generation(
         self, job: _Job, tracked: Tracked, ident: str, generation: Generation
     ) -> None:
+        schedule = self._schedules[tracked.service]
         if generation.stage is Stage.PENDING:
             if self._settings.wait:
-                self._schedule.pending(ident)
+                schedule.pending(ident)
             else:
-                self._schedule.drop(ident)
+                self._forget(ident)
             return
-        self._schedule.finished(ident)
+        schedule.finished(ident)
+        del self._by_id[ident]
+        self._vod_ids.pop(tracked.task_id, None)
+        old_state = tracked.state
         if generation.stage is Stage.FAILED:
             assert generation.error is not None
             await job.writer.generation_failed(tracked.key, tracked.service, tracked.task_id,
@@ -372,8 +390,10 @@ class Collector:
             await job.writer.generated(tracked.key, tracked.service, tracked.task_id,
                                        generation.files)
             tracked.state, tracked.generated = ResultState.GENERATED, generation.files
+            tracked.finished_at = time.time()
+            tracked.expires_at = generation.expires_at
             self._start_download(job, tracked)
-        self._changed()
+        self._moved(tracked, old_state)
 
     # --- downloads --------------------------------------------------------------------------
 
@@ -404,9 +424,13 @@ class Collector:
         async with self._download_limit:
             if self._session is None:
                 self._session = download_session(self._settings.download)
-            await download_task_files(self._session, tracked, job.spec.out_dir, job.writer,
-                                      self._settings.download)
-            self._changed()
+            old_state = tracked.state
+            try:
+                await download_task_files(self._session, tracked, job.spec.out_dir, job.writer,
+                                          self._settings.download)
+            except OSError as error:
+                raise disk_error(error, job.spec.out_dir) from None
+            self._moved(tracked, old_state)
 
     # --- stopping ---------------------------------------------------------------------------
 
@@ -452,34 +476,22 @@ class Collector:
             for tracked in job.tracked:
                 yield job, tracked
 
-    def _changed(self) -> None:
+    def _moved(self, tracked: Tracked, old_state: ResultState) -> None:
+        """`tracked` went from `old_state` to its state: the counts follow, in O(1)."""
+        if self._tally.moved(tracked, old_state):
+            self._notify()
+
+    def _notify(self) -> None:
         if self._observer is not None:
-            self._observer.changed(Counter(t.state for _, t in self._each()))
-
-    def _report(self, job: _Job) -> JobReport:
-        from batcher.results.gallery import write_gallery
-        from batcher.results.table import write_results_csv
-
-        write_results_csv(job.spec.out_dir, _rows(job))
-        write_gallery(job.spec.out_dir, _rows(job), job.spec.manifest.batch,
-                      updated=datetime.now(UTC))
-        return JobReport(job.spec.name, job.spec.out_dir, Counter(t.state for t in job.tracked))
+            self._observer.changed(self._tally.states.counts)
 
     def _exit_code(self) -> ExitCode:
         if self._stop_exit is not None:
             return self._stop_exit
-        states = Counter(t.state for _, t in self._each())
+        states = self._tally.states.counts
         needs_recovery = any(t.work is Work.RECOVER for _, t in self._each())
         if needs_recovery or any(states[state] for state in UNFINISHED_STATES):
             return ExitCode.TIME_LIMIT
         if any(states[state] for state in FAILED_STATES):
             return ExitCode.TASKS_NOT_DONE
         return ExitCode.OK
-
-
-def _rows(job: _Job) -> Iterator[ResultRow]:
-    """Each task's row, its parameters and source read again from the manifest (a stream)."""
-    tasks = job.spec.manifest.tasks()
-    for tracked in job.tracked:
-        task = next(tasks, None)
-        yield tracked.to_row(task if task is not None and task.key == tracked.key else None)

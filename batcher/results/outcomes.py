@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from batcher.api.results import parse_api_time
 from batcher.state.results_ledger import GeneratedFile, GenerationError
 from batcher.wire.errors import printable
 
@@ -62,6 +63,8 @@ class Generation:
     error: GenerationError | None = None
     progress: int | None = None
     """vod's `Progress` (0-100) while it generates, when it gives one."""
+    expires_at: float | None = None
+    """Unix seconds when the first of its URLs stops working (vod `ExpireTime`), None if unsaid."""
 
 
 def read_generation(service: str, response: Mapping[str, Any]) -> Generation:
@@ -87,10 +90,21 @@ def _read_vod(response: Mapping[str, Any]) -> Generation:
         return Generation(Stage.PENDING, progress=progress if isinstance(progress, int) else None)
     output = task.get("Output")
     infos = output.get("FileInfos") if isinstance(output, Mapping) else None
-    files = tuple(_vod_file(info) for info in _items(infos) if isinstance(info, Mapping))
+    infos = [info for info in _items(infos) if isinstance(info, Mapping)]
+    files = tuple(_vod_file(info) for info in infos)
     if not files:
         return _failed("vod", "NoOutput", "the task finished without output files")
-    return Generation(Stage.GENERATED, files)
+    expiries = [at for info in infos if (at := _api_time(info.get("ExpireTime"))) is not None]
+    return Generation(Stage.GENERATED, files, expires_at=min(expiries, default=None))
+
+
+def _api_time(text: Any) -> float | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return parse_api_time(text)
+    except ValueError:
+        return None
 
 
 def _vod_file(info: Mapping[str, Any]) -> GeneratedFile:

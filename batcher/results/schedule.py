@@ -1,15 +1,22 @@
-"""When to ask about each unfinished task again: per-task back-off, never a busy loop.
+"""When to ask about each unfinished task: once, when it is most likely done; never a busy loop.
 
-A task is not asked again sooner than its expected remaining time. The expectation is learnt from
-the tasks seen finishing in this run: each one finished somewhere between its last two polls, at
-an age (time since its request was sent) estimated as the midpoint; the median of those ages is
-how long a generation takes. A task younger than that is asked again when it reaches it; an older
-one (or any, before the first finish is seen) backs off in proportion to its age, between
-`min_delay` and `max_delay`. So polls stay within a small multiple of the task count however
-long generation takes, and a task is seen done within about a third of its age.
+Status requests are a budget (mps allows 20 a second, no more than the creations), so each task
+is asked about once, at the age by which most tasks are done: a high quantile (`quantile`, 0.9)
+of the generation time, learnt from this run's answers. mps says only "done" or "not yet", never
+when a task finished, so the quantile is tracked from those answers alone (a Robbins-Monro
+step): a first ask answered "not yet" moves the estimate up, one answered "done" moves it down
+a little, and it settles where `quantile` of the first asks find their task done. Before any
+answer the estimate is `prior_generation`.
 
-    schedule = PollSchedule(PollTiming(), clock=time.monotonic)
-    schedule.add(key, sent_at)            # due at once
+Tasks are asked oldest first. One still generating is asked again after a back-off in
+proportion to its age (doubling until a first "done" is seen, then `overdue_factor`), between
+`min_delay` and `max_delay`; only when the budget is idle (fewer than half the action's cap used
+in the last second: the end of a batch, a small batch) is it asked again as soon as `min_delay`
+allows. So requests stay near one per task and the last finish is seen within a second or two
+(docs/results.md).
+
+    schedule = PollSchedule(PollTiming(), clock=time.monotonic, rate=20)
+    schedule.add(key, sent_at, first_at_age=2.0)
     key = schedule.pop_due()              # None when nothing is due yet
     schedule.pending(key)                 # asked, still generating: due again later
     schedule.finished(key)                # generated or failed: never asked again
@@ -18,144 +25,228 @@ long generation takes, and a task is seen done within about a third of its age.
 
 from __future__ import annotations
 
-import bisect
 import heapq
-import statistics
+import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-MIN_LATER_FINISHES = 3
-"""Finishes seen above a task's age needed to trust them as its expected remaining time."""
+IDLE_SHARE = 0.5
+"""The budget is idle while fewer than this share of the cap was used in the last second."""
+LATE_FACTOR = 1.2
+"""A first ask this much later than planned (the collector fell behind) says nothing of the
+quantile when answered "done", and is not learnt from."""
 
 
 @dataclass(frozen=True, slots=True)
 class PollTiming:
-    """The back-off's bounds; the defaults suit both seconds-long and minutes-long generation."""
+    """The schedule's knobs; the defaults suit both seconds-long and minutes-long generation."""
 
     min_delay: float = 1.0
     """Never ask one task twice within this many seconds."""
     max_delay: float = 60.0
     """Never leave a task unasked for longer than this."""
     overdue_factor: float = 0.3
-    """An overdue task waits this share of its age: a task seen done within 30% of its age."""
+    """A task still generating past the estimate waits this share of its age."""
     unknown_factor: float = 1.0
-    """Before any task is seen finishing, a task waits this share of its age."""
+    """Before any task is seen done, a task still generating waits this share of its age."""
     first_poll_age: float = 2.0
-    """With `--wait`, a task is first asked once this old: no image is generated sooner."""
-    learnt_finishes: int = 256
-    """How many recent finishes the generation-time estimate is the median of."""
+    """With `--wait`, a task is never asked before it is this old: no image is generated sooner."""
+    prior_generation: float = 10.0
+    """The generation time assumed before the first answer."""
+    quantile: float = 0.9
+    """Tasks are first asked at the age by which this share of them is done."""
+    step: float = 0.1
+    """How far one answer moves the estimate (a share of it)."""
 
 
 @dataclass(slots=True)
 class _Entry:
     sent_at: float
     """When its request was sent, on the schedule's clock (from the submit ledger)."""
-    last_poll: float | None = None
+    first_at_age: float
+    asks: int = 0
+    last_poll: float = 0.0
+    planned_age: float = 0.0
+    """The age its first ask was planned for."""
 
 
 class PollSchedule:
-    """A heap of due times, one entry per unfinished task; `__repr__` shows its state."""
+    """Unfinished tasks in two heaps: never asked (by send time) and asked again (by due time)."""
 
-    __slots__ = ("_clock", "_entries", "_finish_ages", "_heap", "_sorted", "polls", "timing")
+    __slots__ = (
+        "_again",
+        "_clock",
+        "_entries",
+        "_estimate",
+        "_fresh", "_newest",
+        "_order",
+        "_rate",
+        "_recent",
+        "_seen_done",
+        "polls",
+        "timing",
+    )
 
-    def __init__(self, timing: PollTiming, *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, timing: PollTiming, *, clock: Callable[[], float], rate: float | None = None
+    ) -> None:
         self.timing = timing
         self.polls = 0
         """Tasks handed out by `pop_due` so far."""
         self._clock = clock
+        self._rate = rate if rate else None
+        """The action's cap (None: unknown or lifted), for telling an idle budget."""
         self._entries: dict[str, _Entry] = {}
-        self._heap: list[tuple[float, str]] = []
-        self._finish_ages: deque[float] = deque(maxlen=timing.learnt_finishes)
-        self._sorted: list[float] | None = None
-        """`_finish_ages` sorted, rebuilt after each new finish."""
+        self._fresh: list[tuple[float, int, str]] = []
+        self._again: list[tuple[float, int, str]] = []
+        self._order = itertools.count()
+        self._estimate = timing.prior_generation
+        self._seen_done = False
+        self._newest = float("-inf")
+        """The latest send time added."""
+        self._recent: deque[float] = deque()
 
     def __len__(self) -> int:
         """Tasks not finished yet."""
         return len(self._entries)
 
     def __repr__(self) -> str:
-        estimate = self.expected_generation()
-        shown = "unknown" if estimate is None else f"{estimate:.1f}s"
-        return f"<PollSchedule unfinished={len(self)} polls={self.polls} generation≈{shown}>"
+        return (f"<PollSchedule unfinished={len(self)} polls={self.polls} "
+                f"generation p{self.timing.quantile * 100:.0f}≈{self._estimate:.1f}s>")
 
     def add(self, key: str, sent_at: float, *, first_at_age: float = 0.0) -> None:
-        """A task to ask about, due at once, or once it is `first_at_age` seconds old."""
-        self._entries[key] = _Entry(sent_at)
-        heapq.heappush(self._heap, (max(self._clock(), sent_at + first_at_age), key))
+        """A task to ask about: at once when `first_at_age` is 0 (one pass), else when it is
+        most likely done (and at least `first_at_age` old)."""
+        self._entries[key] = _Entry(sent_at, first_at_age)
+        self._newest = max(self._newest, sent_at)
+        heapq.heappush(self._fresh, (sent_at, next(self._order), key))
 
     def pop_due(self) -> str | None:
         """The next task due now, or None."""
         now = self._clock()
-        while self._heap and self._heap[0][0] <= now:
-            _, key = heapq.heappop(self._heap)
-            entry = self._entries.get(key)
-            if entry is None:
-                continue  # finished meanwhile
-            self.polls += 1
-            entry.last_poll = now
-            return key
-        return None
+        self._prune()
+        due_fresh = self._fresh_due(now)
+        due_again = self._again[0][0] if self._again else None
+        again_now = due_again is not None and (due_again <= now or self._early_again(now))
+        if due_fresh is not None and due_fresh <= now and (
+            not again_now or due_again is None or due_fresh <= due_again
+        ):
+            _, _, key = heapq.heappop(self._fresh)
+            self._entries[key].planned_age = due_fresh - self._entries[key].sent_at
+        elif again_now:
+            _, _, key = heapq.heappop(self._again)
+        else:
+            return None
+        entry = self._entries[key]
+        entry.asks += 1
+        entry.last_poll = now
+        self.polls += 1
+        self._recent.append(now)
+        return key
 
     def wait(self) -> float | None:
         """Seconds until the next task is due (0 if one is), None when none is scheduled."""
-        while self._heap and self._heap[0][1] not in self._entries:
-            heapq.heappop(self._heap)
-        if not self._heap:
+        self._prune()
+        now = self._clock()
+        times = []
+        if (due_fresh := self._fresh_due(now)) is not None:
+            times.append(due_fresh)
+        if self._again:
+            times.append(self._again[0][0])
+            if self._idle(now):
+                entry = self._entries[self._again[0][2]]
+                times.append(entry.last_poll + self.timing.min_delay)
+        if not times:
             return None
-        return max(0.0, self._heap[0][0] - self._clock())
+        return max(0.0, min(times) - now)
 
     def pending(self, key: str) -> None:
         """`key` was asked and is still generating: due again after its back-off."""
         entry = self._entries[key]
         now = self._clock()
-        heapq.heappush(self._heap, (now + self._delay(entry, now), key))
+        age = max(0.0, now - entry.sent_at)
+        if entry.asks == 1 and entry.planned_age >= 0 and age >= 0.8 * self._estimate:
+            rise = 1 + self.timing.step * self.timing.quantile
+            self._estimate = max(self._estimate, age) * rise
+        delay = self._bounded(age * (self.timing.overdue_factor if self._seen_done
+                                     else self.timing.unknown_factor))
+        if self._idle(now):
+            delay = self.timing.min_delay
+        heapq.heappush(self._again, (now + delay, next(self._order), key))
+
+    def poll_now(self, key: str) -> bool:
+        """`key` was seen finished elsewhere (vod's listing): ask it now, learning nothing from
+        it; False when it is not waiting here."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return False
+        entry.planned_age = -1.0  # never learnt from: it was not asked at the planned age
+        heapq.heappush(self._again, (self._clock(), next(self._order), key))
+        return True
+
+    def has_young(self) -> bool:
+        """True while some task not asked yet is younger than its planned ask: what a listing of
+        finished tasks can bring forward."""
+        self._prune()
+        return bool(self._fresh) and self._newest + self._estimate > self._clock()
 
     def retry(self, key: str, delay: float) -> None:
         """Asking about `key` failed (network, throttling): ask again in `delay` seconds."""
-        heapq.heappush(self._heap, (self._clock() + delay, key))
+        heapq.heappush(self._again, (self._clock() + delay, next(self._order), key))
 
     def finished(self, key: str) -> None:
-        """`key` is final (generated or failed): learn how long it took, never ask again."""
+        """`key` is final (generated or failed): learn from it, never ask again."""
         entry = self._entries.pop(key, None)
-        if entry is None or entry.last_poll is None:
+        if entry is None or entry.asks == 0:
             return
-        self._finish_ages.append(self._finish_age(entry))
-        self._sorted = None
+        self._seen_done = True
+        age = entry.last_poll - entry.sent_at
+        if entry.asks == 1 and entry.first_at_age > 0 and entry.planned_age >= 0 and (
+            age <= LATE_FACTOR * max(entry.planned_age, self.timing.min_delay)
+        ):
+            self._estimate = max(self.timing.min_delay, self._estimate * (
+                1 - self.timing.step * (1 - self.timing.quantile)))
 
     def drop(self, key: str) -> None:
         """Stop asking about `key` without learning from it."""
         self._entries.pop(key, None)
 
-    def expected_generation(self) -> float | None:
-        """The median age at which tasks finished in this run, None before the first."""
-        return statistics.median(self._finish_ages) if self._finish_ages else None
+    def expected_generation(self) -> float:
+        """The age by which `quantile` of the tasks are done, as learnt so far."""
+        return self._estimate
 
-    def _finish_age(self, entry: _Entry) -> float:
-        """The age at which the task finished: between the poll before last and the last."""
-        assert entry.last_poll is not None
-        # The poll before the last one is not kept: the back-off that separated them is
-        # recomputed from the age at the last poll, a good enough midpoint estimate.
-        age = entry.last_poll - entry.sent_at
-        return max(0.0, age - self._overdue_delay(age) / 2)
+    def _fresh_due(self, now: float) -> float | None:
+        if not self._fresh:
+            return None
+        sent_at, _, key = self._fresh[0]
+        first = self._entries[key].first_at_age
+        if first <= 0:
+            return sent_at
+        return sent_at + max(first, self._estimate)
 
-    def _delay(self, entry: _Entry, now: float) -> float:
-        """The expected remaining time: the median of the finish ages seen above this task's
-        age; a task older than (nearly) all of them backs off in proportion to its age."""
-        age = max(0.0, now - entry.sent_at)
-        if self._sorted is None:
-            self._sorted = sorted(self._finish_ages)
-        later = self._sorted[bisect.bisect_right(self._sorted, age) :]
-        if len(later) >= MIN_LATER_FINISHES:
-            remaining = later[len(later) // 2] - age
-            return min(self.timing.max_delay, max(self.timing.min_delay, remaining))
-        if not self._finish_ages:
-            # Nothing finished yet: nothing says it is close, so the back-off grows faster.
-            return self._bounded(age * self.timing.unknown_factor)
-        return self._overdue_delay(age)
+    def _early_again(self, now: float) -> bool:
+        """The budget is idle: the next re-ask need not wait for its back-off."""
+        if not self._idle(now):
+            return False
+        entry = self._entries[self._again[0][2]]
+        return now - entry.last_poll >= self.timing.min_delay
 
-    def _overdue_delay(self, age: float) -> float:
-        return self._bounded(age * self.timing.overdue_factor)
+    def _idle(self, now: float) -> bool:
+        if self._rate is None:
+            return False
+        while self._recent and self._recent[0] <= now - 1.0:
+            self._recent.popleft()
+        return len(self._recent) < self._rate * IDLE_SHARE
+
+    def _prune(self) -> None:
+        """Drop heap heads of tasks that finished meanwhile (or were asked again: a stale
+        re-ask entry of a task that is back in the heap under a later time)."""
+        while self._fresh and (self._fresh[0][2] not in self._entries
+                               or self._entries[self._fresh[0][2]].asks):
+            heapq.heappop(self._fresh)
+        while self._again and self._again[0][2] not in self._entries:
+            heapq.heappop(self._again)
 
     def _bounded(self, delay: float) -> float:
         return min(self.timing.max_delay, max(self.timing.min_delay, delay))

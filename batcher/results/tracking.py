@@ -81,6 +81,10 @@ class Tracked:
     error_code: str = ""
     error_message: str = ""
     sending_times: tuple[str, ...] = ()
+    finished_at: float = 0.0
+    """Unix seconds when it was first seen generated (its URLs' clock starts), 0 if never."""
+    expires_at: float | None = None
+    """When its URLs stop working, when the API said so (vod `ExpireTime`)."""
 
     @property
     def row(self) -> int:
@@ -166,6 +170,7 @@ def _apply_results(tracked: Tracked, record: ResultRecord | None) -> None:
     if event is ResultEvent.GENERATED:
         tracked.state, tracked.work = ResultState.GENERATED, Work.DOWNLOAD
         tracked.generated = record.generated
+        tracked.finished_at = _unix_of(record.generated_at)
     elif event is ResultEvent.DOWNLOADED:
         tracked.state, tracked.work = ResultState.DOWNLOADED, Work.NOTHING
         tracked.files = record.downloaded
@@ -204,9 +209,9 @@ class JobState:
                                      job.results.get(task.key)))
         return job
 
-    def refresh(self) -> list[Tracked]:
+    def refresh(self) -> list[tuple[ResultState, Tracked]]:
         """Read what a running submit appended; the idle tasks whose submission changed, placed
-        anew (a task being polled or downloaded is left to finish)."""
+        anew (a task being polled or downloaded is left to finish), each with its old state."""
         placed = []
         for key in self.tail.update():
             index = self.by_key.get(key)
@@ -216,8 +221,16 @@ class JobState:
             new = track(old.who, self.tail.submissions.get(key), self.results.get(key))
             if (new.state, new.task_id) != (old.state, old.task_id):
                 self.tracked[index] = new
-                placed.append(new)
+                placed.append((old.state, new))
         return placed
+
+
+def _unix_of(ts: str) -> float:
+    """A ledger time in Unix seconds (now, when it cannot be read)."""
+    try:
+        return datetime.fromisoformat(ts).timestamp()
+    except ValueError:
+        return time.time()
 
 
 def monotonic_of(ts: str) -> float:

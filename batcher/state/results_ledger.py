@@ -159,6 +159,8 @@ class ResultRecord:
     generated: tuple[GeneratedFile, ...] = ()
     """The files of the last `generated` line."""
     generated_task_id: str = ""
+    generated_at: str = ""
+    """The last `generated` line's `ts`: when the task was seen finished (its URLs' clock)."""
     downloaded: tuple[DownloadedFile, ...] = ()
     error: GenerationError | None = None
     """The last `generation_failed` line's error."""
@@ -236,6 +238,7 @@ def _apply(obj: dict[str, Any], records: dict[str, ResultRecord]) -> bool:
     elif event is ResultEvent.GENERATED:
         record.generated = tuple(_generated_files(obj.get("files")))
         record.generated_task_id = task_id
+        record.generated_at = str(obj.get("ts") or "")
     elif event is ResultEvent.DOWNLOADED:
         record.downloaded = tuple(_downloaded_files(obj.get("files")))
     elif event is ResultEvent.GENERATION_FAILED:
