@@ -123,7 +123,7 @@ async def test_an_error_code_with_a_newline_does_not_forge_a_log_line(tmp_path):
     assert code == 1, stderr
     for text in (stderr, log.read_text()):
         assert not any(line.startswith("batcher INFO all images") for line in text.splitlines())
-    assert "InvalidParameter\\x0abatcher INFO" in log.read_text(), log.read_text()
+    assert "InvalidParameter\\nbatcher INFO" in log.read_text(), log.read_text()
 
 
 async def test_a_one_pass_collect_ends_at_its_timeout_whatever_the_server_does(tmp_path):
