@@ -35,7 +35,9 @@ class Row:
     def measured(self) -> str:
         if self.value is None:
             return "n/a"
-        if isinstance(self.value, int):
+        if isinstance(self.value, str):  # a pair of figures, written out by the section
+            text = self.value
+        elif isinstance(self.value, int):
             text = f"{self.value:,}"
         elif abs(self.value) >= 100:
             text = f"{self.value:,.0f}"

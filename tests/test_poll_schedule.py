@@ -60,3 +60,19 @@ def test_a_small_batch_uses_the_idle_budget_to_see_the_last_finish_soon():
     per_task, late, _ = beside_submit(10, 15.0, 20)
     assert late <= 1.5, late  # asked every second once overdue: the budget is idle
     assert per_task <= 10, per_task
+
+
+def test_a_task_being_asked_is_never_handed_out_again_until_it_is_answered():
+    # A listing brings a task forward (`poll_now`) while its ask is still on the way: handing
+    # it out twice settled it twice (collect died on a KeyError beside a 1,000-task submit).
+    now = [10.0]
+    schedule = PollSchedule(PollTiming(), clock=lambda: now[0], rate=20)
+    schedule.add("a", 0.0, first_at_age=2.0)
+    assert schedule.pop_due() == "a"
+    assert schedule.poll_now("a")
+    assert schedule.pop_due() is None
+    schedule.pending("a")  # answered "not yet": due again after its back-off
+    now[0] += PollTiming().max_delay
+    assert schedule.pop_due() == "a"
+    schedule.finished("a")
+    assert schedule.pop_due() is None and len(schedule) == 0

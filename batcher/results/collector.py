@@ -307,6 +307,8 @@ class Collector:
                 await self._unless_stopped(asyncio.wait_for(self._wake.wait(), wait))
 
     async def _poll(self, caller: ApiCaller, ident: str) -> None:
+        if ident not in self._by_id:  # settled since it was handed out
+            return
         job, tracked = self._by_id[ident]
         service = SERVICES[tracked.service]
         params: dict[str, object] = {"TaskId": tracked.task_id}
@@ -377,7 +379,7 @@ class Collector:
                 self._forget(ident)
             return
         schedule.finished(ident)
-        del self._by_id[ident]
+        self._by_id.pop(ident, None)
         self._vod_ids.pop(tracked.task_id, None)
         old_state = tracked.state
         if generation.stage is Stage.FAILED:

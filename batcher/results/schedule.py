@@ -81,7 +81,7 @@ class PollSchedule:
         "_clock",
         "_entries",
         "_estimate",
-        "_fresh", "_newest",
+        "_fresh", "_in_flight", "_newest",
         "_order",
         "_rate",
         "_recent",
@@ -108,6 +108,9 @@ class PollSchedule:
         self._newest = float("-inf")
         """The latest send time added."""
         self._recent: deque[float] = deque()
+        self._in_flight: set[str] = set()
+        """Handed out by `pop_due` and not answered yet: never handed out twice at once (a
+        listing's `poll_now` or a retry may have queued it again meanwhile)."""
 
     def __len__(self) -> int:
         """Tasks not finished yet."""
@@ -143,6 +146,7 @@ class PollSchedule:
         entry = self._entries[key]
         entry.asks += 1
         entry.last_poll = now
+        self._in_flight.add(key)
         self.polls += 1
         self._recent.append(now)
         return key
@@ -165,6 +169,7 @@ class PollSchedule:
 
     def pending(self, key: str) -> None:
         """`key` was asked and is still generating: due again after its back-off."""
+        self._in_flight.discard(key)
         entry = self._entries[key]
         now = self._clock()
         age = max(0.0, now - entry.sent_at)
@@ -195,10 +200,12 @@ class PollSchedule:
 
     def retry(self, key: str, delay: float) -> None:
         """Asking about `key` failed (network, throttling): ask again in `delay` seconds."""
+        self._in_flight.discard(key)
         heapq.heappush(self._again, (self._clock() + delay, next(self._order), key))
 
     def finished(self, key: str) -> None:
         """`key` is final (generated or failed): learn from it, never ask again."""
+        self._in_flight.discard(key)
         entry = self._entries.pop(key, None)
         if entry is None or entry.asks == 0:
             return
@@ -212,6 +219,7 @@ class PollSchedule:
 
     def drop(self, key: str) -> None:
         """Stop asking about `key` without learning from it."""
+        self._in_flight.discard(key)
         self._entries.pop(key, None)
 
     def expected_generation(self) -> float:
@@ -242,12 +250,13 @@ class PollSchedule:
         return len(self._recent) < self._rate * IDLE_SHARE
 
     def _prune(self) -> None:
-        """Drop heap heads of tasks that finished meanwhile (or were asked again: a stale
-        re-ask entry of a task that is back in the heap under a later time)."""
+        """Drop heap heads of tasks that finished meanwhile, or that are being asked right now
+        (a re-ask queued meanwhile: the answer on its way queues the next one)."""
         while self._fresh and (self._fresh[0][2] not in self._entries
                                or self._entries[self._fresh[0][2]].asks):
             heapq.heappop(self._fresh)
-        while self._again and self._again[0][2] not in self._entries:
+        while self._again and (self._again[0][2] not in self._entries
+                               or self._again[0][2] in self._in_flight):
             heapq.heappop(self._again)
 
     def _bounded(self, delay: float) -> float:
