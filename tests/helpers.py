@@ -330,20 +330,47 @@ class MetadataService:
 
 
 @contextlib.asynccontextmanager
+async def serving(app: web.Application, **runner_options: Any) -> AsyncIterator[str]:
+    """`app` on a free loopback port for the block: its `http://127.0.0.1:PORT`."""
+    runner = web.AppRunner(app, **runner_options)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
 async def metadata_service(
     issued: Sequence[tuple[str, str, str, float]],
 ) -> AsyncIterator[tuple[MetadataService, str]]:
     """A `MetadataService` on a free loopback port, and its metadata URL."""
     service = MetadataService(issued)
-    runner = web.AppRunner(service.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield service, f"http://127.0.0.1:{port}/latest/meta-data/"
-    finally:
-        await runner.cleanup()
+    async with serving(service.app()) as url:
+        yield service, f"{url}/latest/meta-data/"
+
+
+async def submitted_mps(directory: Path, mps: int) -> Path:
+    """A manifest of `mps` mps tasks, submitted to an emulator that has gone since (a collect
+    then meets whatever server the test puts at the TaskIds)."""
+    from batcher.emulator.config import GenerationConfig
+    from batcher.emulator.runner import running_emulator
+
+    manifest = write_manifest(directory, vod=0, mps=mps)
+    instant = GenerationConfig(seconds=0.0, jitter=0.0, image_bytes=4096)
+    async with running_emulator(emulator_settings(generation=instant)) as emulator:
+        code, _, stderr = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
+                                        "--rate", "0", "--quiet")
+    assert code == 0, stderr
+    return manifest
+
+
+async def collect_from(manifest: Path, url: str, *extra: str) -> tuple[int, str, str]:
+    """`batcher collect` of `manifest` against `url`, no progress, a private rate store."""
+    return await run_cli("collect", str(manifest), "--endpoint", url, "--rate-store", "memory",
+                         "--progress", "none", *extra, timeout=60)
 
 
 def creates(emulator: Any) -> int:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from tests.helpers import serving
+
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(48)
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(53)
 HTML = b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>"
@@ -126,12 +128,6 @@ async def hostile_server() -> AsyncIterator[Hostile]:
 
     app.router.add_post("/", api)
     app.router.add_get("/files/{name}", file)
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    hostile.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serving(app, handler_cancellation=True) as url:
+        hostile.url = url
         yield hostile
-    finally:
-        await runner.cleanup()

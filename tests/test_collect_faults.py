@@ -22,11 +22,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from batcher.emulator.config import GenerationConfig
-from batcher.emulator.runner import running_emulator
-from tests.helpers import emulator_settings, read_ledger, run_cli, write_manifest
-
-FAST = GenerationConfig(seconds=0.3, image_bytes=4096)
+from tests.helpers import (
+    collect_from,
+    read_ledger,
+    run_cli,
+    serving,
+    submitted_mps,
+)
 
 
 def png() -> bytes:
@@ -64,15 +66,8 @@ async def hostile(answer: Callable[[int, str, str], Any]) -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_post("/", api)
     app.router.add_get("/img.png", image)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield url
 
 
 def done(base: str) -> bytes:
@@ -80,46 +75,32 @@ def done(base: str) -> bytes:
                                     "RequestId": "r"}}).encode()
 
 
-async def submitted(tmp_path: Path, mps: int) -> Path:
-    manifest = write_manifest(tmp_path, vod=0, mps=mps)
-    async with running_emulator(emulator_settings(generation=FAST)) as emulator:
-        code, _, stderr = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
-                                        "--rate", "0", "--quiet")
-    assert code == 0, stderr
-    return manifest
-
-
-async def collect(manifest: Path, url: str, *extra: str) -> tuple[int, str, str]:
-    return await run_cli("collect", str(manifest), "--endpoint", url, "--rate-store", "memory",
-                         "--progress", "none", *extra, timeout=60)
-
-
 def results(manifest: Path) -> list[dict[str, Any]]:
     return read_ledger(manifest.with_name(f"{manifest.stem}.results.jsonl"))
 
 
 async def test_an_answer_nested_200000_deep_is_that_tasks_problem_not_the_runs(tmp_path):
-    manifest = await submitted(tmp_path, mps=3)
+    manifest = await submitted_mps(tmp_path, 3)
     nested = b'{"Response": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
 
     def answer(index: int, _: str, base: str) -> bytes:
         return nested if index == 0 else done(base)
 
     async with hostile(answer) as url:
-        code, _, stderr = await collect(manifest, url)
+        code, _, stderr = await collect_from(manifest, url)
     assert "Traceback" not in stderr and "RecursionError" not in stderr.split("(")[0], stderr
     assert code == 75, stderr  # the broken one is still to be asked: run again
     assert [r["event"] for r in results(manifest)].count("downloaded") == 2
 
 
 async def test_an_error_code_with_a_newline_does_not_forge_a_log_line(tmp_path):
-    manifest = await submitted(tmp_path, mps=1)
+    manifest = await submitted_mps(tmp_path, 1)
     forged = json.dumps({"Response": {"Error": {
         "Code": "InvalidParameter\nbatcher INFO all images downloaded", "Message": "x"},
         "RequestId": "r"}}).encode()
     log = tmp_path / "collect.log"
     async with hostile(lambda *_: forged) as url:
-        code, _, stderr = await collect(manifest, url, "--log-file", str(log))
+        code, _, stderr = await collect_from(manifest, url, "--log-file", str(log))
     assert code == 1, stderr
     for text in (stderr, log.read_text()):
         assert not any(line.startswith("batcher INFO all images") for line in text.splitlines())
@@ -127,7 +108,7 @@ async def test_an_error_code_with_a_newline_does_not_forge_a_log_line(tmp_path):
 
 
 async def test_a_one_pass_collect_ends_at_its_timeout_whatever_the_server_does(tmp_path):
-    manifest = await submitted(tmp_path, mps=1)
+    manifest = await submitted_mps(tmp_path, 1)
 
     async def trickle(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -138,7 +119,7 @@ async def test_a_one_pass_collect_ends_at_its_timeout_whatever_the_server_does(t
         return response
 
     async with hostile(lambda *_: trickle) as url:
-        code, _, stderr = await collect(manifest, url, "--timeout", "3s")
+        code, _, stderr = await collect_from(manifest, url, "--timeout", "3s")
     assert code == 75, stderr
     assert "--timeout reached" in stderr
 
@@ -163,14 +144,14 @@ async def test_collect_on_a_full_disk_is_one_line_and_exit_2_never_a_truncated_f
         if os.environ.get("CI") == "true":
             pytest.fail("CI runs as root: a real tmpfs is required for this test")
         pytest.skip("needs root to mount a tmpfs")
-    manifest = await submitted(tmp_path, mps=3)
+    manifest = await submitted_mps(tmp_path, 3)
     with tmpfs(tmp_path / "small", "1m") as out:
         with open(out / "filler", "wb") as filler, contextlib.suppress(OSError):
             while True:
                 filler.write(b"\0" * 65536)
                 filler.flush()
         async with hostile(lambda _i, _t, base: done(base)) as url:
-            code, _, stderr = await collect(manifest, url, "--out", str(out))
+            code, _, stderr = await collect_from(manifest, url, "--out", str(out))
         names = sorted(path.name for path in out.iterdir())
     assert code == 2, stderr
     assert "Traceback" not in stderr
@@ -180,7 +161,7 @@ async def test_collect_on_a_full_disk_is_one_line_and_exit_2_never_a_truncated_f
 
 
 async def test_finished_tasks_not_on_disk_show_in_metrics_and_status_with_their_expiry(tmp_path):
-    manifest = await submitted(tmp_path, mps=2)
+    manifest = await submitted_mps(tmp_path, 2)
     broken = json.dumps({"Response": {"Status": "DONE", "RequestId": "r",
                                       "ImageUrls": ["http://127.0.0.1:9/gone.png"]}}).encode()
     metrics = tmp_path / "collect.prom"
@@ -189,7 +170,7 @@ async def test_finished_tasks_not_on_disk_show_in_metrics_and_status_with_their_
         return broken if index == 0 else done(base)
 
     async with hostile(answer) as url:
-        code, _, stderr = await collect(manifest, url, "--metrics-file", str(metrics))
+        code, _, stderr = await collect_from(manifest, url, "--metrics-file", str(metrics))
     assert code == 75, stderr  # one generated, not downloaded: run again
     text = metrics.read_text()
     assert "batcher_collect_unsaved 1\n" in text, text

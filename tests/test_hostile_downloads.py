@@ -28,7 +28,14 @@ from batcher.results.download import (
     download_session,
     fetch_file,
 )
-from tests.helpers import emulator_settings, read_ledger, run_cli, write_manifest
+from tests.helpers import (
+    collect_from,
+    emulator_settings,
+    read_ledger,
+    run_cli,
+    submitted_mps,
+    write_manifest,
+)
 from tests.hostile import PNG, Hostile, hostile_server
 
 POLICY = DownloadPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02)
@@ -148,20 +155,6 @@ async def test_urls_that_are_not_https_or_loopback_http_are_refused_unfetched(tm
 FAST = GenerationConfig(seconds=0.0, jitter=0.0, image_bytes=4096)
 
 
-async def submitted_mps_task(tmp_path: Path) -> Path:
-    manifest = write_manifest(tmp_path, vod=0, mps=1)
-    async with running_emulator(emulator_settings(generation=FAST)) as emulator:
-        code, _, stderr = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
-                                        "--rate", "0", "--quiet")
-    assert code == 0, stderr
-    return manifest
-
-
-async def collect(manifest: Path, url: str, *extra: str) -> tuple[int, str, str]:
-    return await run_cli("collect", str(manifest), "--endpoint", url, "--rate-store", "memory",
-                         "--progress", "none", *extra, timeout=60)
-
-
 def csv_row(manifest: Path) -> dict[str, str]:
     path = manifest.with_name(f"{manifest.stem}.results") / "results.csv"
     with open(path, newline="", encoding="utf-8") as stream:
@@ -179,11 +172,11 @@ def last_result_event(manifest: Path) -> str:
 ], ids=["file-url", "html-page"])
 async def test_collect_makes_a_refused_download_that_task_s_error_not_still_generating(
         tmp_path, url_of, code):
-    manifest = await submitted_mps_task(tmp_path)
+    manifest = await submitted_mps(tmp_path, 1)
     async with hostile_server() as server:
         server.poll_answers["DescribeAigcImageTask"] = {
             "Status": "DONE", "ImageUrls": [url_of(server)], "RequestId": "r"}
-        exit_code, stdout, stderr = await collect(manifest, server.url)
+        exit_code, stdout, stderr = await collect_from(manifest, server.url)
     assert exit_code == 1, stderr
     row = csv_row(manifest)
     assert row["state"] == "generation_failed" and row["error_code"] == code, row
@@ -199,14 +192,14 @@ async def test_an_html_page_an_older_run_saved_as_png_is_fetched_again(tmp_path)
     async with running_emulator(emulator_settings(generation=FAST)) as emulator:
         sent = await run_cli("submit", str(manifest), "--endpoint", emulator.url, "--quiet")
         assert sent[0] == 0, sent
-        assert (await collect(manifest, emulator.url, "--wait"))[0] == 0
+        assert (await collect_from(manifest, emulator.url, "--wait"))[0] == 0
         [saved] = manifest.with_name(f"{manifest.stem}.results").glob("*.png")
         saved.write_bytes(b"<html>502</html>")
         # The results ledger says generated again, as a crash before its downloaded line would.
         ledger = manifest.with_name(f"{manifest.stem}.results.jsonl")
         lines = ledger.read_text().splitlines(keepends=True)
         ledger.write_text("".join(lines[:-1]))
-        code, _, stderr = await collect(manifest, emulator.url)
+        code, _, stderr = await collect_from(manifest, emulator.url)
     assert code == 0, stderr
     assert saved.read_bytes().startswith(b"\x89PNG"), "the page was replaced by the image"
 
@@ -216,9 +209,9 @@ async def test_max_image_bytes_refuses_then_a_run_without_it_downloads(tmp_path)
     async with running_emulator(emulator_settings(generation=FAST)) as emulator:
         sent = await run_cli("submit", str(manifest), "--endpoint", emulator.url, "--quiet")
         assert sent[0] == 0, sent
-        first = await collect(manifest, emulator.url, "--max-image-bytes", "1000")
+        first = await collect_from(manifest, emulator.url, "--max-image-bytes", "1000")
         refused = csv_row(manifest)
-        second = await collect(manifest, emulator.url)
+        second = await collect_from(manifest, emulator.url)
     assert first[0] == 1 and refused["error_code"] == TOO_LARGE, first
     assert "1000" in refused["error_message"]
     assert second[0] == 0 and csv_row(manifest)["state"] == "downloaded", second
@@ -231,13 +224,13 @@ async def test_a_bad_max_image_bytes_is_a_usage_error(tmp_path):
 
 
 async def test_a_newline_in_a_server_error_code_cannot_forge_a_log_line(tmp_path):
-    manifest = await submitted_mps_task(tmp_path)
+    manifest = await submitted_mps(tmp_path, 1)
     forged = "ResourceNotFound.TaskNotFound\n2026-12-02 12:00:00 INFO FORGED: all downloaded"
     async with hostile_server() as server:
         server.answer = json.dumps({"Response": {
             "Error": {"Code": forged, "Message": "gone\r\nFORGED too"},
             "RequestId": "r"}}).encode()
-        exit_code, stdout, stderr = await collect(manifest, server.url)
+        exit_code, stdout, stderr = await collect_from(manifest, server.url)
     assert exit_code == 1, stderr
     lines = (stdout + stderr).splitlines()
     assert not [line for line in lines if line.startswith(("2026-12-02 12:00:00", "FORGED"))], \

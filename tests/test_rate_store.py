@@ -95,7 +95,14 @@ async def test_three_processes_on_one_store_never_exceed_the_cap_at_the_emulator
     store = redis_server.url if store_kind == "redis" else f"file:{tmp_path / 'rate.json'}"
     manifests = [write_manifest(tmp_path, vod=25, mps=25, name=f"campaign{n}") for n in range(3)]
     async with emulator_process("--rate", "20") as url:
-        runs = [await start_cli(*submit_args(manifest, url, store)) for manifest in manifests]
+        runs = []
+        for manifest in manifests:
+            # A third of a second apart: the processes still overlap for the whole run (about
+            # 11 s at the shared cap), but their imports (some 0.4 s of CPU each) no longer all
+            # land on 2 CPUs in the same instant as the others' first sends, which made a send
+            # late enough to bunch at the emulator (seen in loaded runs: 1 refusal in 150).
+            runs.append(await start_cli(*submit_args(manifest, url, store)))
+            await asyncio.sleep(0.3)
         outputs = await asyncio.gather(*(run.communicate() for run in runs))
         services = (await emulator_stats(url))["services"]
     for run, (_, stderr) in zip(runs, outputs, strict=True):

@@ -19,7 +19,14 @@ import pytest
 from aiohttp import web
 
 from batcher.emulator.runner import running_emulator
-from tests.helpers import emulator_settings, last_events, read_ledger, start_cli, write_manifest
+from tests.helpers import (
+    emulator_settings,
+    last_events,
+    read_ledger,
+    serving,
+    start_cli,
+    write_manifest,
+)
 
 
 async def run_cli(*args: str, timeout: float) -> tuple[int, str, str]:
@@ -104,17 +111,10 @@ async def test_a_deeply_nested_answer_is_that_tasks_problem_not_the_runs(tmp_pat
     ledger = manifest.with_suffix(".ledger.jsonl")
     app = web.Application()
     app.router.add_post("/", nested_answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serving(app) as url:
         code, stdout, stderr = await run_cli(
-            "submit", str(manifest), "--endpoint", f"http://127.0.0.1:{port}", "--rate", "0",
+            "submit", str(manifest), "--endpoint", url, "--rate", "0",
             "--max-attempts", "2", "--json", "--progress", "none", timeout=60)
-    finally:
-        await runner.cleanup()
     assert "Traceback" not in stderr
     assert code == 1, stderr  # some tasks not done: mps in doubt, vod failed after retries
     events = {record["key"]: record for record in read_ledger(ledger)}
