@@ -44,7 +44,7 @@ demo: $(STAMP)
 	$(DEMO_ENV) $(BIN)/batcher submit jobs/example.yaml --endpoint "$$url" \
 	  --ledger "$$tmp/example.ledger.jsonl"; \
 	echo "== batcher collect jobs/example.yaml --wait"; \
-	$(DEMO_ENV) $(BIN)/batcher collect jobs/example.yaml --endpoint "$$url" --wait \
+	$(DEMO_ENV) $(BIN)/batcher collect jobs/example.yaml --endpoint "$$url" --wait --expected-generation 3s \
 	  --ledger "$$tmp/example.ledger.jsonl" --rate-store memory; \
 	echo "== batcher status"; \
 	$(BIN)/batcher status jobs/example.yaml --ledger "$$tmp/example.ledger.jsonl"; \

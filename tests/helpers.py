@@ -370,7 +370,7 @@ async def submitted_mps(directory: Path, mps: int) -> Path:
 async def collect_from(manifest: Path, url: str, *extra: str) -> tuple[int, str, str]:
     """`batcher collect` of `manifest` against `url`, no progress, a private rate store."""
     return await run_cli("collect", str(manifest), "--endpoint", url, "--rate-store", "memory",
-                         "--progress", "none", *extra, timeout=60)
+                         "--progress", "none", "--expected-generation", "1s", *extra, timeout=60)
 
 
 def creates(emulator: Any) -> int:

@@ -116,7 +116,8 @@ def test_submit_then_collect_async_brings_every_image_home(
     async def flow() -> batcher.CollectResult:
         submitted = await batcher.submit_async(manifest, **_keys(emulator))
         assert submitted.exit_code == 0
-        return await batcher.collect_async(manifest, wait=True, timeout=60, **_keys(emulator))
+        return await batcher.collect_async(manifest, wait=True, timeout=60, expected_generation=1.0,
+                                             **_keys(emulator))
 
     collected = asyncio.run(flow())
     assert collected.exit_code == 0

@@ -21,6 +21,7 @@ from batcher.cli.options import (
     parse_duration,
 )
 from batcher.exceptions import UsageError
+from batcher.results.schedule import DEFAULT_PRIOR_GENERATION
 
 if TYPE_CHECKING:
     from batcher.cli.collect_run import CollectRunOptions
@@ -66,6 +67,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                          "(caps: vod 100/s, mps 20/s; 0 lifts them, for the emulator only)")
     collect.add_argument("--max-runtime", type=parse_duration, metavar="DURATION",
                          help="stop after this long (e.g. 50m); exit 75")
+    collect.add_argument("--expected-generation", type=parse_duration, metavar="DURATION",
+                         default=DEFAULT_PRIOR_GENERATION,
+                         help="how long the model usually takes, assumed until the run has "
+                         "learnt it from the answers (default %(default)gs); a task is first "
+                         "asked about then (with --wait never before it is 2 s old)")
     collect.add_argument("--max-image-bytes", type=parse_byte_size, default="64MiB",
                          metavar="SIZE", help="refuse an image larger than this (default "
                          "%(default)s; e.g. 200MiB, 1GiB): the task's error for this run")
@@ -99,6 +105,7 @@ def _options(args: argparse.Namespace) -> CollectRunOptions:
     from batcher.cli.resolve import load_manifests, resolve_account
     from batcher.results.collector import CollectJob, CollectSettings
     from batcher.results.download import DownloadPolicy
+    from batcher.results.schedule import PollTiming
 
     if args.poll_rate is not None and args.poll_rate < 0:
         raise UsageError("--poll-rate must be positive (it can only lower the API's caps)")
@@ -110,7 +117,8 @@ def _options(args: argparse.Namespace) -> CollectRunOptions:
         account=account,
         settings=CollectSettings(wait=args.wait, timeout=args.timeout,
                                  max_runtime=args.max_runtime, poll_rate=args.poll_rate,
-                                 download=DownloadPolicy(max_bytes=args.max_image_bytes)),
+                                 download=DownloadPolicy(max_bytes=args.max_image_bytes),
+                                 timing=PollTiming(prior_generation=args.expected_generation)),
         store_timeout=args.store_timeout,
         progress="none" if args.quiet else args.progress,
         metrics_file=args.metrics_file,

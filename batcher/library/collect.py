@@ -25,6 +25,7 @@ from batcher.results.collector import (
     CollectSettings,
 )
 from batcher.results.rows import ResultState
+from batcher.results.schedule import DEFAULT_PRIOR_GENERATION, PollTiming
 from batcher.results.table import RESULTS_CSV
 from batcher.run.account import locate_manifests
 from batcher.run.limiter import DEFAULT_STORE_TIMEOUT
@@ -44,6 +45,7 @@ async def collect_async(
     timeout: float = DEFAULT_TIMEOUT,
     poll_rate: float | None = None,
     max_runtime: float | None = None,
+    expected_generation: float = DEFAULT_PRIOR_GENERATION,
     endpoint: str | Sequence[str] | None = None,
     site: str | None = None,
     profile: str | None = None,
@@ -63,7 +65,8 @@ async def collect_async(
                                too_many=TOO_MANY)
     jobs = [CollectJob(item.manifest, item.ledger, item.out) for item in located]
     settings = CollectSettings(wait=wait, timeout=timeout, max_runtime=max_runtime,
-                               poll_rate=poll_rate, handle_signals=False)
+                               poll_rate=poll_rate, handle_signals=False,
+                               timing=PollTiming(prior_generation=expected_generation))
     observer, close = _observer(progress)
     try:
         result = await run_collect(jobs, settings, account, store_timeout, observer)

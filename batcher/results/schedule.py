@@ -31,6 +31,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+DEFAULT_PRIOR_GENERATION = 10.0
+"""The generation time assumed before the first answer (`collect --expected-generation`)."""
 IDLE_SHARE = 0.5
 """The budget is idle while fewer than this share of the cap was used in the last second."""
 LATE_FACTOR = 1.2
@@ -52,7 +54,7 @@ class PollTiming:
     """Before any task is seen done, a task still generating waits this share of its age."""
     first_poll_age: float = 2.0
     """With `--wait`, a task is never asked before it is this old: no image is generated sooner."""
-    prior_generation: float = 10.0
+    prior_generation: float = DEFAULT_PRIOR_GENERATION
     """The generation time assumed before the first answer. AIGC images take 10 s to minutes: a
     lower prior spends the budget on "not yet" answers at the start of a big batch (measured:
     1.24 mps / 1.67 vod requests per task at 2 s), a higher one holds a quick batch back."""
