@@ -102,16 +102,17 @@ def record_failure(args: argparse.Namespace, error: BatcherError) -> None:
 
 def _options(args: argparse.Namespace) -> CollectRunOptions:
     from batcher.cli.collect_run import CollectRunOptions
-    from batcher.cli.resolve import load_manifests, resolve_account
+    from batcher.cli.resolve import resolve_account
     from batcher.results.collector import CollectJob, CollectSettings
     from batcher.results.download import DownloadPolicy
     from batcher.results.schedule import PollTiming
+    from batcher.run.account import locate_manifests
 
     if args.poll_rate is not None and args.poll_rate < 0:
         raise UsageError("--poll-rate must be positive (it can only lower the API's caps)")
     account = resolve_account(args)
     jobs = [CollectJob(loaded.manifest, loaded.ledger, loaded.out) for loaded in
-            load_manifests(args.manifests, args.ledger, args.out, too_many=TOO_MANY_MANIFESTS)]
+            locate_manifests(args.manifests, args.ledger, args.out, too_many=TOO_MANY_MANIFESTS)]
     return CollectRunOptions(
         jobs=jobs,
         account=account,

@@ -1,21 +1,19 @@
-"""What the shared options name, found: the account a run uses, and the manifests it reads.
+"""The account the shared options name, found: the CLI's half of `batcher.run.account`.
 
-The CLI's half of `batcher.run.account`: it hands `add_account_options`' options and the real
-environment to `resolve_account`, and the MANIFEST arguments to `locate_manifests`, so `submit`
-and `collect` (and the Python API, which calls the same functions) find the same account and the
-same files the same way.
+It hands `add_account_options`' options and the real environment to `resolve_account`, so
+`submit` and `collect` (and the Python API, which calls the same function) find the same account
+the same way; both locate their manifests with `batcher.run.account.locate_manifests` directly.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from batcher.run.account import Account, LocatedManifest
+    from batcher.run.account import Account
 
 
 def resolve_account(args: argparse.Namespace) -> Account:
@@ -25,10 +23,3 @@ def resolve_account(args: argparse.Namespace) -> Account:
     return resolve(os.environ, Path.home(), profile=args.profile, endpoints=args.endpoint or (),
                    site=args.site, region=args.region, rate_store=args.rate_store)
 
-
-def load_manifests(paths: Sequence[Path], ledger: Path | None, out: Path | None = None, *,
-                   too_many: str) -> list[LocatedManifest]:
-    """Every manifest the MANIFEST arguments name, with its ledger and results directory."""
-    from batcher.run.account import locate_manifests
-
-    return locate_manifests(paths, ledger, out, too_many=too_many)

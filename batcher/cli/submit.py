@@ -60,9 +60,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     from batcher.cli.logs import LOGGER_NAME, configure_logging
     from batcher.cli.report import account_fix, dumps, render_summary, render_summary_line
-    from batcher.cli.resolve import load_manifests, resolve_account
+    from batcher.cli.resolve import resolve_account
     from batcher.cli.spend import price_table, spend_rules
     from batcher.cli.submit_watch import CliWatcher
+    from batcher.run.account import locate_manifests
     from batcher.run.eventloop import run as run_event_loop
     from batcher.run.pipeline import RunSettings
     from batcher.run.resume import ResumeRules
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     account = resolve_account(args)
     # Validated by run_submit, under the ledgers' locks.
     manifests = [ManifestRun(loaded.manifest, loaded.ledger) for loaded in
-                 load_manifests(args.manifests, args.ledger, too_many=TOO_MANY_MANIFESTS)]
+                 locate_manifests(args.manifests, args.ledger, too_many=TOO_MANY_MANIFESTS)]
     options = SubmitOptions(
         manifests=manifests,
         client=account.client,
