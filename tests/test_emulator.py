@@ -333,6 +333,22 @@ async def test_twenty_five_quick_requests_get_exactly_twenty_through(
     assert stats["max_requests_in_rolling_second"] == 25
 
 
+async def test_requests_refused_for_their_signature_take_no_place_under_the_cap(
+    raw_client_for,
+) -> None:
+    # The cap is judged when a request arrives, before its signature is checked; a request the
+    # signature check then refuses must give its place back, or a client with a wrong key
+    # would lock out the account's good requests for a second.
+    mono = FakeClock(1000.0)
+    async with running_emulator(EmulatorConfig(monotonic=mono)) as emulator:
+        wrong = raw_client_for(emulator.url, secret_key="not-the-key")
+        good = raw_client_for(emulator.url)
+        refused = [(await wrong.send("vod")).error_code for _ in range(20)]
+        assert refused == ["AuthFailure.SignatureFailure"] * 20
+        accepted = [(await good.send("vod")).error_code for _ in range(21)]
+        assert accepted == [None] * 20 + ["RequestLimitExceeded"]
+
+
 async def test_window_rolls_and_refused_requests_do_not_count(raw_client_for) -> None:
     mono = FakeClock(1000.0)
     async with running_emulator(EmulatorConfig(monotonic=mono)) as emulator:

@@ -123,6 +123,12 @@ class _Endpoint:
             # Before any await, so that arrivals reach the meter in order. Polls are left out:
             # the meter proves the creation rate, even with a collector polling beside.
             self.state.counters[service_name].peak.observe(arrived)
+        # The cap is judged on the arrival time, before any await, as a gateway would: time this
+        # process spends reading the body or checking the signature (a busy host) must not
+        # bunch requests that arrived a full interval apart. A request refused before the cap
+        # applies (a proxy's 502, a bad signature) gives its admission back.
+        window = self.windows.get((service_name, action or "")) if service_name else None
+        refused = window.admit(arrived) if window is not None else None
         body = await request.read()
 
         # One RequestId per request, in the answer and in the record (None for a proxy's 502).
@@ -135,19 +141,19 @@ class _Endpoint:
             )
 
         if self.faults.http_502():
+            _give_back(window, refused, arrived)
             done(OUTCOME_HTTP_502)
             return await self._answer(_bad_gateway(self._date(now)))
 
         verdict = verify(headers=headers, body=body, auth=auth, config=config, now=now,
                          own_port=_local_port(request))
         if isinstance(verdict, ApiError):
+            _give_back(window, refused, arrived)
             done(verdict.code)
             return await self._error(verdict, request_id, now)
         service = verdict
-        assert action is not None  # `verify` refuses a request without one
+        assert action is not None and window is not None  # `verify` refuses anything else
 
-        window = self.windows[(service.name, action)]
-        refused = window.admit(config.monotonic())
         if refused is not None:
             error = request_limit_exceeded(refused, window.limit)
             done(error.code)
@@ -314,6 +320,12 @@ class _Done(Protocol):
     def __call__(
         self, code: str, session_id: str | None = None, task_id: str | None = None
     ) -> None: ...
+
+
+def _give_back(window: RollingWindow | None, refused: int | None, arrived: float) -> None:
+    """A request admitted at `arrived` that the API refused before its cap applies."""
+    if window is not None and refused is None:
+        window.release(arrived)
 
 
 def _task_spec(service: Service, task_id: str, request: RequestModel) -> TaskSpec:

@@ -13,6 +13,7 @@ in any rolling second (a fixed per-second bucket would hide a burst across a sec
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 
 WINDOW_SECONDS = 1.0
@@ -44,6 +45,11 @@ class RollingWindow:
             return len(times) + 1
         times.append(now)
         return None
+
+    def release(self, at: float) -> None:
+        """Take back the admission made at `at` (a request refused for another reason)."""
+        with contextlib.suppress(ValueError):  # already out of the window
+            self._times.remove(at)
 
     def count(self, now: float) -> int:
         """Admissions in the window ending at `now`."""
