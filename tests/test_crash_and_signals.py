@@ -108,6 +108,7 @@ async def test_second_run_on_a_held_ledger_exits_3_at_once_naming_the_holder(tmp
     assert len(stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("rate", ["4", "20"])
 async def test_kill_9_leaves_in_doubt_only_mps_tasks_sent_or_about_to_be(tmp_path, rate):
     # docs/architecture.md#submitting: a `sending` line at most 150 ms before its request. A task in
@@ -139,6 +140,7 @@ async def test_kill_9_leaves_in_doubt_only_mps_tasks_sent_or_about_to_be(tmp_pat
             assert len(written_long_before) <= arrived - settled, (rate, in_doubt, killed_at)
 
 
+@pytest.mark.serial
 async def test_sigint_at_rate_2_stops_within_3_seconds(tmp_path):
     manifest = write_manifest(tmp_path, vod=0, mps=100)
     ledger = manifest.with_suffix(".ledger.jsonl")

@@ -115,6 +115,7 @@ def store(request, tmp_path):
     return MemoryStore() if request.param == "memory" else FileStore(tmp_path / "rate.json")
 
 
+@pytest.mark.serial
 async def test_concurrent_callers_leave_at_most_the_cap_per_second_from_the_start(store):
     limiter = limiter_on(store)
     sent: list[float] = []
@@ -129,6 +130,7 @@ async def test_concurrent_callers_leave_at_most_the_cap_per_second_from_the_star
     assert max(sent) - min(sent) >= 29 / (20 * SAFETY_MARGIN) - SLOT_TOLERANCE
 
 
+@pytest.mark.serial
 async def test_two_limiters_on_one_file_share_the_cap(tmp_path):
     # Two processes' limiters, here in one loop: each alone would send 20 in the first second.
     first, second = (limiter_on(FileStore(tmp_path / "rate.json")) for _ in range(2))
@@ -142,6 +144,7 @@ async def test_two_limiters_on_one_file_share_the_cap(tmp_path):
     assert most_in_one_second(sent) <= 20
 
 
+@pytest.mark.serial
 async def test_a_turn_is_reserved_just_in_time_not_behind_every_waiting_worker(store):
     # 32 workers wait; each turn's slot is at most one interval after the turn begins, so a
     # line written `ahead` of the slot precedes the request by `ahead`
@@ -256,6 +259,7 @@ def test_the_clock_offset_never_maps_a_slot_early_and_closes_in_on_the_fastest_r
     assert offset.uncertainty == pytest.approx(0.0002)
 
 
+@pytest.mark.serial
 async def test_a_limiters_first_slot_is_followed_by_a_double_interval():
     # The first request of a process leaves late by its cold start (a new connection): the
     # slot after it, whoever takes it, is two intervals away so that nothing bunches up.
@@ -268,6 +272,7 @@ async def test_a_limiters_first_slot_is_followed_by_a_double_interval():
     assert third - second == pytest.approx(interval, abs=2e-3)
 
 
+@pytest.mark.serial
 async def test_a_stale_first_slot_given_back_is_replaced_by_one_at_once():
     # The first slot is spaced two intervals from the next; given back stale (a slow first
     # write), the store must still recognise it: the fresh slot is now, not 100 ms later.

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from batcher.emulator.config import FaultConfig
 from batcher.emulator.runner import running_emulator
 from batcher.emulator.state import max_in_rolling_second
@@ -40,6 +42,7 @@ async def test_every_task_is_sent_once_and_recorded_submitted(tmp_path):
     assert len(vod_sessions) == 20 and all(s and len(s) <= 50 for s in vod_sessions)
 
 
+@pytest.mark.serial
 async def test_no_rolling_second_holds_more_than_the_cap_per_service(tmp_path):
     manifest = write_manifest(tmp_path, vod=45, mps=45)
     async with running_emulator(emulator_settings(rate=20)) as emulator:
@@ -163,6 +166,7 @@ async def test_server_clock_ahead_is_corrected_and_all_tasks_go_through(tmp_path
     assert event_counts(ledger_of(manifest)) == {"submitted": 6}
 
 
+@pytest.mark.serial
 async def test_max_runtime_stops_in_time_and_exits_75_with_tasks_left(tmp_path):
     manifest = write_manifest(tmp_path, vod=60, mps=0)
     async with running_emulator(emulator_settings(rate=5)) as emulator:

@@ -93,6 +93,7 @@ def submit_args(manifest, url, store, *extra):
             *extra)
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("store_kind", ["file", pytest.param("redis", marks=pytest.mark.redis)])
 async def test_three_processes_on_one_store_never_exceed_the_cap_at_the_emulator(
     tmp_path, redis_server, store_kind

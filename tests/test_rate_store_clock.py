@@ -27,6 +27,7 @@ from tests.helpers import (
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.serial,
     pytest.mark.skipif(shutil.which("faketime") is None and os.environ.get("CI") != "true",
                        reason="faketime missing: apt-get install faketime (.ci/run does)"),
 ]

@@ -28,7 +28,7 @@ from tests.helpers import (
     write_manifest,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 def ledger_time(record) -> float:
