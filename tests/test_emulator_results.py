@@ -458,6 +458,39 @@ async def test_sdk_parses_describe_task_detail_and_describe_tasks(
 
 
 @pytest.mark.filterwarnings("error::UserWarning")
+async def test_sdk_filters_and_sorts_describe_tasks_as_collect_asks_it(
+    live_emulator: tuple[RunningEmulator, FakeClock],
+):
+    # What collect's finder sends (docs/results.md#polling): Status FINISH, a FinishTime window,
+    # sorted by FinishTime. The SDK builds the request from its own models and parses the answer.
+    emulator, shift = live_emulator
+    vod = sdk_client("vod", emulator.endpoint)
+    created = vod_models.CreateAigcImageTaskRequest()
+    ids = []
+    for n, at in enumerate((0.0, 30.0, 60.0, 150.0)):  # finish at 100, 130, 160 and 250
+        shift.now = at
+        ids.append((await asyncio.to_thread(
+            sdk_call, vod, "CreateAigcImageTask", created, {**VOD_PARAMS, "SessionId": f"f-{n}"},
+        )).TaskId)
+    shift.now = 200.0
+
+    def listing(**filters: Any) -> Any:
+        return sdk_call(vod, DESCRIBE_TASKS, vod_models.DescribeTasksRequest(),
+                        {"SubAppId": SUB_APP_ID, "Limit": 100, **filters})
+
+    finished = await asyncio.to_thread(
+        listing, Status="FINISH", Sort={"Field": "FinishTime", "Order": "Asc"})
+    assert [info.TaskId for info in finished.TaskSet] == ids[:3], "the running one is left out"
+    first, second, third = (info.FinishTime for info in finished.TaskSet)
+    assert first < second < third
+    window = await asyncio.to_thread(
+        listing, Status="FINISH", FinishTime={"After": second, "Before": "2100-01-01T00:00:00Z"},
+        Sort={"Field": "FinishTime", "Order": "Desc"})
+    assert [info.TaskId for info in window.TaskSet] == [ids[2], ids[1]]  # After is inclusive
+    assert DescribeTasksResponse.model_validate(json.loads(window.to_json_string())).TaskSet
+
+
+@pytest.mark.filterwarnings("error::UserWarning")
 async def test_sdk_parses_describe_aigc_image_task(
     live_emulator: tuple[RunningEmulator, FakeClock], http: aiohttp.ClientSession
 ):
