@@ -30,7 +30,7 @@ lint: $(STAMP)
 TEST_WORKERS ?= 4
 
 test: lint
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not serial"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not serial"
 	$(BIN)/python -m pytest -q -m serial
 
 # Start the emulator on a free loopback port, submit jobs/example.yaml to it, collect what it
