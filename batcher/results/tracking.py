@@ -217,7 +217,7 @@ class JobState:
         """Every task of the manifest where the ledgers leave it, each handed to `on_placed`
         (ManifestError if invalid); held only when this run has work for it."""
         manifest.validate()
-        results = replay_results(results_ledger_path(ledger))
+        results = replay_results(results_ledger_path(ledger), lean=True)
         tail = SubmitLedgerTail(ledger) if following else None
         if tail is not None:
             tail.update()
@@ -261,7 +261,7 @@ class JobState:
         submissions = self.tail.submissions if self.tail is not None else (
             read_submissions(self.ledger))
         return FinalRows(self.manifest, self.tracked, submissions,
-                         replay_results(results_ledger_path(self.ledger)))
+                         replay_results(results_ledger_path(self.ledger), lean=True))
 
 
 @dataclass(frozen=True, slots=True)
