@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from batcher.manifest import Manifest, Task
+from batcher.results.joined import CHUNK, Joined, KeyOrder, joined
 from batcher.results.rows import ResultRow, ResultState
 from batcher.state.results_ledger import (
     DownloadedFile,
@@ -206,6 +207,8 @@ class JobState:
     results: ResultsReplay | None
     """The results ledger as the run found it, kept only while following (for `refresh`)."""
     tracked: dict[str, Tracked] = field(default_factory=dict)
+    order: KeyOrder | None = None
+    """The manifest's keys, for a batch read a chunk at a time (`joined`)."""
 
     @property
     def following(self) -> bool:
@@ -216,18 +219,19 @@ class JobState:
               following: bool, on_placed: Callable[[Tracked], None]) -> JobState:
         """Every task of the manifest where the ledgers leave it, each handed to `on_placed`
         (ManifestError if invalid); held only when this run has work for it."""
-        manifest.validate()
-        results = replay_results(results_ledger_path(ledger), lean=True)
-        tail = SubmitLedgerTail(ledger) if following else None
-        if tail is not None:
+        report = manifest.validate()
+        if following:
+            tail = SubmitLedgerTail(ledger)
             tail.update()
-            submissions = tail.submissions
+            results = replay_results(results_ledger_path(ledger), lean=True)
+            job = cls(manifest, writer, ledger, tail, results)
+            stream = _zipped(manifest, tail.submissions, results.records)
         else:
-            submissions = read_submissions(ledger)
-        job = cls(manifest, writer, ledger, tail, results if following else None)
-        for row, task in enumerate(manifest.tasks(), 1):
-            tracked = track(TaskIdentity.of(row, task), submissions.get(task.key),
-                            results.get(task.key))
+            job = cls(manifest, writer, ledger, None, None,
+                      order=KeyOrder.of(manifest) if report.total > CHUNK else None)
+            stream = joined(manifest, ledger, job.order)
+        for row, task, submission, record in stream:
+            tracked = track(TaskIdentity.of(row, task), submission, record)
             on_placed(tracked)
             if following or tracked.work is not Work.NOTHING:
                 job.tracked[task.key] = tracked
@@ -258,29 +262,43 @@ class JobState:
     def final_rows(self) -> FinalRows:
         """Every task's final state, for the reports: the held tasks as this run leaves them,
         the others as the two ledgers (read again now) say."""
-        submissions = self.tail.submissions if self.tail is not None else (
-            read_submissions(self.ledger))
-        return FinalRows(self.manifest, self.tracked, submissions,
-                         replay_results(results_ledger_path(self.ledger), lean=True))
+        if self.tail is not None:
+            loaded = (self.tail.submissions,
+                      replay_results(results_ledger_path(self.ledger), lean=True).records)
+        elif self.order is None:  # a batch of one chunk: its ledgers read once for both reports
+            loaded = (read_submissions(self.ledger),
+                      replay_results(results_ledger_path(self.ledger), lean=True).records)
+        else:
+            loaded = None
+        return FinalRows(self.manifest, self.tracked, self.ledger, self.order, loaded)
 
 
 @dataclass(frozen=True, slots=True)
 class FinalRows:
     """A manifest's report rows, as often as asked: each `rows()` is one stream over the
-    manifest, in its order, joined by key with the run's tasks and the ledgers."""
+    manifest, in its order, joined by key with the run's tasks and the ledgers (`loaded`, or
+    read a chunk at a time)."""
 
     manifest: Manifest
     tracked: Mapping[str, Tracked]
-    submissions: Mapping[str, Submission]
-    results: ResultsReplay
+    ledger: Path
+    order: KeyOrder | None
+    loaded: tuple[Mapping[str, Submission], Mapping[str, ResultRecord]] | None
 
     def rows(self) -> Iterator[ResultRow]:
-        for row, task in enumerate(self.manifest.tasks(), 1):
+        stream = (joined(self.manifest, self.ledger, self.order) if self.loaded is None
+                  else _zipped(self.manifest, *self.loaded))
+        for row, task, submission, record in stream:
             tracked = self.tracked.get(task.key)
             if tracked is None:
-                tracked = track(TaskIdentity.of(row, task), self.submissions.get(task.key),
-                                self.results.get(task.key))
+                tracked = track(TaskIdentity.of(row, task), submission, record)
             yield tracked.to_row(task)
+
+
+def _zipped(manifest: Manifest, submissions: Mapping[str, Submission],
+            records: Mapping[str, ResultRecord]) -> Iterator[Joined]:
+    for row, task in enumerate(manifest.tasks(), 1):
+        yield row, task, submissions.get(task.key), records.get(task.key)
 
 
 def _unix_of(ts: str) -> float:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from batcher.state.events import SERVICE_INDEX, is_key
+from batcher.state.line_keys import written_key
 from batcher.state.lock import LockHolder, lock_path
 
 logger = logging.getLogger("batcher.state.submissions")
@@ -59,11 +60,14 @@ class Submission:
         return [ts for ts, sent in self.sendings if sent == session_id]
 
 
-def read_submissions(path: Path, keys: Container[str] | None = None) -> dict[str, Submission]:
-    """Each key's `Submission` (only the keys in `keys`, if given); a missing ledger is empty.
+def read_submissions(path: Path, keys: Container[str] | None = None, *,
+                     warn: bool = True) -> dict[str, Submission]:
+    """Each key's `Submission` (only the keys in `keys`, if given: the other keys' lines are
+    passed over unparsed); a missing ledger is empty.
 
-    Unreadable lines (a torn tail, a line still being written) are skipped: a running `submit`
-    writes whole lines, so a partial one is at most the last."""
+    Unreadable lines (a torn tail, a line still being written) are skipped, with a warning
+    unless `warn` is False: a running `submit` writes whole lines, so a partial one is at most
+    the last."""
     submissions: dict[str, Submission] = {}
     try:
         stream = open(path, "rb")  # noqa: SIM115 - closed by `with` below
@@ -71,7 +75,7 @@ def read_submissions(path: Path, keys: Container[str] | None = None) -> dict[str
         return submissions
     with stream:
         skipped = _fold(stream, submissions, keys)
-    if skipped:
+    if skipped and warn:
         logger.warning("ledger %s: %d unreadable lines skipped", path, skipped)
     return submissions
 
@@ -133,6 +137,8 @@ def _fold(lines: Iterable[bytes], into: dict[str, Submission], keys: Container[s
     for line in lines:
         if not line.endswith(b"\n"):
             break  # still being written, or torn: the next read sees it whole
+        if keys is not None and (key := written_key(line)) is not None and key not in keys:
+            continue
         if line.strip() and _fold_line(line, into, keys) is None:
             skipped += 1
     return skipped
