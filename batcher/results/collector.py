@@ -272,7 +272,9 @@ class Collector:
             self._moved(tracked, old_state)
 
     def _add_to_schedule(self, job: _Job, tracked: Tracked) -> None:
-        ident = f"{id(job)}:{tracked.key}"
+        # The key alone in the first manifest (a string the task holds already), with its
+        # manifest's id in the others: two manifests may share a key (not their ledgers).
+        ident = tracked.key if job is self._jobs[0] else f"{id(job)}:{tracked.key}"
         self._by_id[ident] = (job, tracked)
         sent_at = monotonic_of(tracked.sent_at)
         first = self._settings.timing.first_poll_age if self._settings.wait else 0.0
