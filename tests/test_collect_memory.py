@@ -20,14 +20,17 @@ import pytest
 
 from batcher.manifest import Manifest, load_manifest
 from batcher.results.joined import KeyOrder, joined
-from batcher.results.tracking import TaskIdentity, track
+from batcher.results.rows import ResultState
+from batcher.results.tracking import FinalRows, TaskIdentity, track
 from batcher.state.results_ledger import (
     DownloadedFile,
     GeneratedFile,
     GenerationError,
     ResultsLedgerWriter,
+    replay_results,
     results_ledger_path,
 )
+from batcher.state.submissions import read_submissions
 from batcher.state.writer import LedgerWriter
 from tests.helpers import cli_env, ledger_of, write_manifest
 
@@ -172,3 +175,11 @@ async def test_a_batch_joined_a_chunk_at_a_time_is_joined_exactly_as_one_read_wh
     states = Counter(track(TaskIdentity.of(row, task), submission, record).state
                      for row, task, submission, record in whole)
     assert len(states) >= 8, states  # the batch is mixed indeed
+
+
+async def test_report_rows_of_a_batch_read_by_chunks_are_those_of_one_read_whole(tmp_path):
+    manifest, ledger = await _mixed_batch(tmp_path)
+    whole = (read_submissions(ledger), replay_results(results_ledger_path(ledger), lean=True))
+    rows = list(FinalRows(manifest, {}, ledger, None, (whole[0], whole[1].records)).rows())
+    assert list(FinalRows(manifest, {}, ledger, KeyOrder.of(manifest), None).rows()) == rows
+    assert len(rows) == 16 and rows[0].state is ResultState.NOT_SUBMITTED

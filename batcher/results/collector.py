@@ -127,10 +127,12 @@ class Collector:
     async def run(self) -> CollectResult:
         """Lock, place, work, write the reports; LedgerLocked (3) or ManifestError (2) first."""
         async with contextlib.AsyncExitStack() as stack:
+            # Following a running submit holds every task (any may be sent anew): decided once.
+            following = self._settings.wait and any(
+                submit_running(spec.ledger) for spec in self._specs)
             for spec in self._specs:
                 writer = ResultsLedgerWriter.open(results_ledger_path(spec.ledger))
                 stack.push_async_callback(writer.close)
-                following = self._settings.wait and submit_running(spec.ledger)
                 self._jobs.append(_Job(spec, JobState.place(
                     spec.manifest, spec.ledger, writer, following=following,
                     on_placed=self._tally.add)))

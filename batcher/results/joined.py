@@ -56,21 +56,22 @@ class KeyOrder:
                                 _KEY_BYTES)}
 
 
-def joined(manifest: Manifest, ledger: Path, order: KeyOrder | None,
-           chunk: int = CHUNK) -> Iterator[Joined]:
+def joined(manifest: Manifest, ledger: Path, order: KeyOrder | None, chunk: int = CHUNK, *,
+           warn: bool = True) -> Iterator[Joined]:
     """Every task of `manifest` with its submission and results record (None: none yet);
-    `order` None reads both ledgers whole (a batch of at most `chunk` tasks)."""
+    `order` None reads both ledgers whole (a batch of at most `chunk` tasks). Unreadable
+    ledger lines are said once, unless `warn` is False (they were, earlier in the run)."""
     results_path = results_ledger_path(ledger)
     tasks = enumerate(manifest.tasks(), 1)
     if order is None:
-        submissions = read_submissions(ledger)
-        records = replay_results(results_path, lean=True).records
+        submissions = read_submissions(ledger, warn=warn)
+        records = replay_results(results_path, lean=True, warn=warn).records
         for row, task in tasks:
             yield row, task, submissions.get(task.key), records.get(task.key)
         return
     for start in range(0, len(order), chunk):
         keys = order.chunk(start, chunk)
-        first = start == 0  # a torn line is said once, not once a chunk
+        first = warn and start == 0  # a torn line is said once, not once a chunk
         submissions = read_submissions(ledger, keys, warn=first)
         records = replay_results(results_path, lean=True, keys=keys, warn=first).records
         for row, task in islice(tasks, chunk):

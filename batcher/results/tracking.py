@@ -262,14 +262,14 @@ class JobState:
     def final_rows(self) -> FinalRows:
         """Every task's final state, for the reports: the held tasks as this run leaves them,
         the others as the two ledgers (read again now) say."""
-        if self.tail is not None:
-            loaded = (self.tail.submissions,
-                      replay_results(results_ledger_path(self.ledger), lean=True).records)
-        elif self.order is None:  # a batch of one chunk: its ledgers read once for both reports
-            loaded = (read_submissions(self.ledger),
-                      replay_results(results_ledger_path(self.ledger), lean=True).records)
-        else:
-            loaded = None
+        loaded = None
+        if self.tail is not None or self.order is None:
+            # Read once for both reports (a batch of one chunk); their unreadable lines were
+            # said when the run began: not again.
+            records = replay_results(results_ledger_path(self.ledger), lean=True, warn=False)
+            submissions = self.tail.submissions if self.tail is not None else (
+                read_submissions(self.ledger, warn=False))
+            loaded = (submissions, records.records)
         return FinalRows(self.manifest, self.tracked, self.ledger, self.order, loaded)
 
 
@@ -286,8 +286,8 @@ class FinalRows:
     loaded: tuple[Mapping[str, Submission], Mapping[str, ResultRecord]] | None
 
     def rows(self) -> Iterator[ResultRow]:
-        stream = (joined(self.manifest, self.ledger, self.order) if self.loaded is None
-                  else _zipped(self.manifest, *self.loaded))
+        stream = (joined(self.manifest, self.ledger, self.order, warn=False)
+                  if self.loaded is None else _zipped(self.manifest, *self.loaded))
         for row, task, submission, record in stream:
             tracked = self.tracked.get(task.key)
             if tracked is None:
