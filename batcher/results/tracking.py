@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from batcher.manifest import Manifest, Task
-from batcher.results.joined import CHUNK, Joined, KeyOrder, joined
+from batcher.results.joined import CHUNK, Joined, KeyOrder, joined, reduced_joined
 from batcher.results.rows import ResultRow, ResultState
 from batcher.state.results_ledger import (
     DownloadedFile,
@@ -220,21 +220,28 @@ class JobState:
         """Every task of the manifest where the ledgers leave it, each handed to `on_placed`
         (ManifestError if invalid); held only when this run has work for it."""
         report = manifest.validate()
+        placed: Iterator[tuple[TaskIdentity, Submission | None, ResultRecord | None]]
         if following:
             tail = SubmitLedgerTail(ledger)
             tail.update()
             results = replay_results(results_ledger_path(ledger), lean=True)
             job = cls(manifest, writer, ledger, tail, results)
             stream = _zipped(manifest, tail.submissions, results.records)
+            placed = ((TaskIdentity.of(row, task), submission, record)
+                      for row, task, submission, record in stream)
+        elif report.total <= CHUNK:
+            job = cls(manifest, writer, ledger, None, None)
+            placed = ((TaskIdentity.of(row, task), submission, record)
+                      for row, task, submission, record in joined(manifest, ledger, None))
         else:
-            job = cls(manifest, writer, ledger, None, None,
-                      order=KeyOrder.of(manifest) if report.total > CHUNK else None)
-            stream = joined(manifest, ledger, job.order)
-        for row, task, submission, record in stream:
-            tracked = track(TaskIdentity.of(row, task), submission, record)
+            order = KeyOrder()
+            job = cls(manifest, writer, ledger, None, None, order=order)
+            placed = reduced_joined(manifest, ledger, order, report.total, TaskIdentity.of)
+        for who, submission, record in placed:
+            tracked = track(who, submission, record)
             on_placed(tracked)
             if following or tracked.work is not Work.NOTHING:
-                job.tracked[task.key] = tracked
+                job.tracked[who.key] = tracked
         return job
 
     def settled(self, tracked: Tracked) -> None:
