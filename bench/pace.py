@@ -10,6 +10,7 @@
    batch (the time to rewrite the reports).
 
     .venv/bin/python bench/run.py --only pace --pace-tasks 1000 --pace-scale 200000
+    .venv/bin/python bench/run.py --only pace --pace-tasks 0 --pace-scale 20000   # 2. alone
 """
 
 from __future__ import annotations
@@ -85,9 +86,11 @@ async def large(workdir: Path, tasks: int) -> tuple[list[Row], dict[str, Any]]:
 def run_pace(workdir: Path, per_service: int, scale: int) -> tuple[list[Row], dict[str, Any]]:
     async def measure() -> tuple[list[Row], dict[str, Any]]:
         rows, details = [], {}
-        for name, step in (("side_by_side", side_by_side(workdir, per_service)),
-                           ("large", large(workdir, scale))):
-            section, details[name] = await step
+        steps = {"side_by_side": (side_by_side, per_service), "large": (large, scale)}
+        for name, (step, count) in steps.items():
+            if count <= 0:  # --pace-tasks 0 / --pace-scale 0: that part is not run
+                continue
+            section, details[name] = await step(workdir, count)
             rows += section
             print("\n".join(str(row) for row in section), details[name], flush=True)
         return rows, details

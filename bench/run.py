@@ -90,7 +90,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--collect-downloads", type=int, help="1 MB images downloaded")
     parser.add_argument("--gallery-rows", type=int, help="synthetic rows of the gallery run")
     parser.add_argument("--pace-tasks", type=int,
-                        help="tasks per service of the side-by-side pace run")
+                        help="tasks per service of the side-by-side pace run (0: skip it)")
     parser.add_argument("--pace-scale", type=int,
                         help="finished tasks of the large collect (1000000: the million case)")
     parser.add_argument("--shared-per-service", type=int,

@@ -3,7 +3,8 @@ report.
 
 For each manifest: its results ledger is locked (a second collect exits 3; a running `submit`
 holds only the submit ledger, which is read without a lock), the manifest is validated, and every
-task is placed from the two ledgers (`tracking`). Then, for all manifests together:
+task is placed from the two ledgers (`tracking`): counted, and held only if this run has work
+for it (memory follows the unfinished tasks, not the batch). Then, for all manifests together:
 
 1. vod duplicates get their TaskId back (`recovery`), or are recorded `lost`;
 2. unfinished tasks are polled on the per-task back-off of `schedule` (one pass asks each once;
@@ -13,7 +14,8 @@ task is placed from the two ledgers (`tracking`). Then, for all manifests togeth
    recorded `downloaded` (or `expired`).
 
 Whatever happens (a stop, a run-stopping error), `results.csv` and `index.html` are rewritten
-from the tasks' final states before the run returns or raises.
+from the tasks' final states before the run returns or raises: the manifest streamed again,
+joined with the held tasks and the ledgers read again (`tracking.FinalRows`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from batcher.results.collect_job import (
 from batcher.results.counts import Tally
 from batcher.results.disk import disk_error
 from batcher.results.download import download_session, download_task_files
+from batcher.results.download_queue import DownloadQueue
 from batcher.results.finder import FinishedFinder, bring_forward
 from batcher.results.outcomes import Generation, Stage, read_generation
 from batcher.results.recovery import Duplicate, Lost, recover
@@ -83,10 +86,6 @@ class _Job:
     def writer(self) -> ResultsLedgerWriter:
         return self.state.writer
 
-    @property
-    def tracked(self) -> list[Tracked]:
-        return self.state.tracked
-
 
 class Collector:
     """Runs one collect over several manifests; `await run()` once."""
@@ -116,26 +115,27 @@ class Collector:
         """vod TaskId -> its ident in the schedule, for the listing of finished tasks."""
         self._vod_apps: set[int | None] = set()
         self._wake = asyncio.Event()
-        self._downloads: set[asyncio.Task[None]] = set()
+        self._downloads = DownloadQueue(settings.download.concurrency, self._check)
         self._polls: set[asyncio.Task[None]] = set()
         self._polled = 0
         self._error: BaseException | None = None
         """The first error a poll or download task raised: it stops the run."""
         self._session: aiohttp.ClientSession | None = None
-        self._download_limit = asyncio.Semaphore(settings.download.concurrency)
         self._following = False
         """True while --wait follows a running submit of these manifests."""
 
     async def run(self) -> CollectResult:
         """Lock, place, work, write the reports; LedgerLocked (3) or ManifestError (2) first."""
         async with contextlib.AsyncExitStack() as stack:
+            # Following a running submit holds every task (any may be sent anew): decided once.
+            following = self._settings.wait and any(
+                submit_running(spec.ledger) for spec in self._specs)
             for spec in self._specs:
                 writer = ResultsLedgerWriter.open(results_ledger_path(spec.ledger))
                 stack.push_async_callback(writer.close)
-                self._jobs.append(_Job(spec, JobState.place(spec.manifest, spec.ledger, writer)))
-            for job in self._jobs:
-                for tracked in job.tracked:
-                    self._tally.add(tracked)
+                self._jobs.append(_Job(spec, JobState.place(
+                    spec.manifest, spec.ledger, writer, following=following,
+                    on_placed=self._tally.add)))
             caller = ApiCaller(self._client, self._limiters(), self._settings.caller,
                                stop=self._stop)
             error: BatcherError | None = None
@@ -146,7 +146,7 @@ class Collector:
                     error = raised
                 finally:
                     await self._settle_tasks()
-            reports = [write_reports(job.spec, job.tracked) for job in self._jobs]
+            reports = [write_reports(job.spec, job.state.final_rows()) for job in self._jobs]
         if error is not None:
             raise error
         if self._error is not None:
@@ -179,7 +179,7 @@ class Collector:
             self._notify()
             await self._start_work(caller, list(self._each()))
             if self._settings.wait:
-                self._following = any(submit_running(job.spec.ledger) for job in self._jobs)
+                self._following = any(job.state.following for job in self._jobs)
                 follower = asyncio.create_task(self._follow_submit(caller))
                 finder = FinishedFinder(caller, self._vod_apps, since=time.time() - 60)
                 finding = asyncio.create_task(bring_forward(
@@ -187,9 +187,8 @@ class Collector:
                     lambda: self._following and self._schedules["vod"].has_young(),
                     time.time))
             await self._poll_until_done(caller)
-            while self._downloads and not self._stop.is_set():
-                await self._unless_stopped(
-                    asyncio.gather(*self._downloads, return_exceptions=True))
+            if not self._stop.is_set():
+                await self._unless_stopped(self._downloads.drained())
         finally:
             timer.cancel()
             for helper in (follower, finding):
@@ -275,7 +274,9 @@ class Collector:
             self._moved(tracked, old_state)
 
     def _add_to_schedule(self, job: _Job, tracked: Tracked) -> None:
-        ident = f"{id(job)}:{tracked.key}"
+        # The key alone in the first manifest (a string the task holds already), with its
+        # manifest's id in the others: two manifests may share a key (not their ledgers).
+        ident = tracked.key if job is self._jobs[0] else f"{id(job)}:{tracked.key}"
         self._by_id[ident] = (job, tracked)
         sent_at = monotonic_of(tracked.sent_at)
         first = self._settings.timing.first_poll_age if self._settings.wait else 0.0
@@ -338,6 +339,7 @@ class Collector:
                                                error)
             old_state = tracked.state
             tracked.fail(ResultState.GENERATION_FAILED, answer.code, answer.message)
+            job.state.settled(tracked)
             self._forget(ident)
             log.warning("%s: task %s: %s%s", job.spec.name, printable(tracked.task_id),
                         printable(answer.code),
@@ -388,6 +390,7 @@ class Collector:
                                                generation.error)
             tracked.fail(ResultState.GENERATION_FAILED, generation.error.code,
                          generation.error.message)
+            job.state.settled(tracked)
         else:
             await job.writer.generated(tracked.key, tracked.service, tracked.task_id,
                                        generation.files)
@@ -400,19 +403,13 @@ class Collector:
     # --- downloads --------------------------------------------------------------------------
 
     def _start_download(self, job: _Job, tracked: Tracked) -> None:
-        download = asyncio.create_task(self._download(job, tracked))
-        self._downloads.add(download)
-        download.add_done_callback(self._download_ended)
+        self._downloads.add(functools.partial(self._download, job, tracked))
 
     def _poll_ended(self, limit: asyncio.Semaphore, poll: asyncio.Task[None]) -> None:
         self._polls.discard(poll)
         limit.release()
         self._wake.set()
         self._check(poll)
-
-    def _download_ended(self, download: asyncio.Task[None]) -> None:
-        self._downloads.discard(download)
-        self._check(download)
 
     def _check(self, task: asyncio.Task[None]) -> None:
         """A poll or download task ended: an error it raised stops the run, and is raised."""
@@ -423,16 +420,17 @@ class Collector:
             self._request_stop(None, f"{self._error}")
 
     async def _download(self, job: _Job, tracked: Tracked) -> None:
-        async with self._download_limit:
-            if self._session is None:
-                self._session = download_session(self._settings.download)
-            old_state = tracked.state
-            try:
-                await download_task_files(self._session, tracked, job.spec.out_dir, job.writer,
-                                          self._settings.download)
-            except OSError as error:
-                raise disk_error(error, job.spec.out_dir) from None
-            self._moved(tracked, old_state)
+        if self._session is None:
+            self._session = download_session(self._settings.download)
+        old_state = tracked.state
+        try:
+            await download_task_files(self._session, tracked, job.spec.out_dir, job.writer,
+                                      self._settings.download)
+        except OSError as error:
+            raise disk_error(error, job.spec.out_dir) from None
+        if tracked.state is ResultState.DOWNLOADED:
+            job.state.settled(tracked)  # its `downloaded` line says it all: not held any more
+        self._moved(tracked, old_state)
 
     # --- stopping ---------------------------------------------------------------------------
 
@@ -448,11 +446,12 @@ class Collector:
 
     async def _settle_tasks(self) -> None:
         """Cancel what is still running (a `.part` file at most is left) and close HTTP."""
-        running = [*self._polls, *self._downloads]
+        running = list(self._polls)
         for task in running:
             task.cancel()
         if running:
             await asyncio.gather(*running, return_exceptions=True)
+        await self._downloads.cancel()
         if self._session is not None:
             await self._session.close()
 
@@ -475,7 +474,7 @@ class Collector:
 
     def _each(self) -> Iterator[tuple[_Job, Tracked]]:
         for job in self._jobs:
-            for tracked in job.tracked:
+            for tracked in job.state.tracked.values():
                 yield job, tracked
 
     def _moved(self, tracked: Tracked, old_state: ResultState) -> None:

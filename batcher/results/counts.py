@@ -72,7 +72,9 @@ class FinishedBacklog:
 
     def oldest(self) -> tuple[float, float | None] | None:
         """(finished at, expires at) of the oldest open one, None when there is none."""
-        while self._heap and self._heap[0][1] not in self._open:
+        # An entry is stale when its task settled, or when its ident (an id()) was reused by a
+        # task that finished at another time (the collector drops settled tasks).
+        while self._heap and self._open.get(self._heap[0][1], (None,))[0] != self._heap[0][0]:
             heapq.heappop(self._heap)
         return self._open[self._heap[0][1]] if self._heap else None
 

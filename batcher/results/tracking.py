@@ -9,18 +9,22 @@ A TaskId the results ledger has not heard of (a regeneration's new one) starts a
 
 `Tracked` is mutable: the collector moves it forward as polls and downloads settle, and
 `to_row` renders it as the `ResultRow` that results.csv and the gallery show. `JobState` holds a
-manifest's tasks and follows its submit ledger as a running `submit` appends to it.
+manifest's unfinished tasks only (memory stays flat whatever the batch: docs/results.md), follows
+its submit ledger as a running `submit` appends to it, and at the end joins the manifest, read
+again as a stream, with the two ledgers into the report rows (`FinalRows`).
 """
 
 from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from batcher.manifest import Manifest, Task
+from batcher.results.joined import CHUNK, Joined, KeyOrder, joined, reduced_joined
 from batcher.results.rows import ResultRow, ResultState
 from batcher.state.results_ledger import (
     DownloadedFile,
@@ -32,7 +36,7 @@ from batcher.state.results_ledger import (
     replay_results,
     results_ledger_path,
 )
-from batcher.state.submissions import Submission, SubmitLedgerTail
+from batcher.state.submissions import Submission, SubmitLedgerTail, read_submissions
 
 
 class Work(enum.Enum):
@@ -107,8 +111,8 @@ class Tracked:
         self.error_code, self.error_message = code, message
 
     def to_row(self, task: Task | None) -> ResultRow:
-        """The report's row; `task` is this task as the manifest gives it again (None when the
-        manifest was edited during the run: then without its source and parameters)."""
+        """The report's row; `task` is this task as the manifest gives it again (None: without
+        its source and parameters)."""
         return ResultRow(
             key=self.key,
             service=self.service,
@@ -185,44 +189,123 @@ def _apply_results(tracked: Tracked, record: ResultRecord | None) -> None:
 
 @dataclass(slots=True)
 class JobState:
-    """One manifest's tasks, placed from its ledgers, and the results ledger this run writes."""
+    """One manifest's unfinished tasks, placed from its ledgers, and the results ledger this run
+    writes.
+
+    Only the tasks this run works on are held (`tracked`, by key): those to poll, download or
+    recover, and those still settling. A task already final when the run starts is counted by
+    `place`'s caller and dropped, and one that settles in the ledger is `settled` and dropped
+    too; `final_rows` reads every task's state again from the two ledgers at the end. While
+    `following` a running submit, every task is held (any may be sent anew)."""
 
     manifest: Manifest
     writer: ResultsLedgerWriter
-    tail: SubmitLedgerTail
-    results: ResultsReplay
-    tracked: list[Tracked] = field(default_factory=list)
-    by_key: dict[str, int] = field(default_factory=dict)
-    """key -> its index in `tracked`."""
+    ledger: Path
+    """The submit ledger."""
+    tail: SubmitLedgerTail | None
+    """Its submissions, kept up to date while following a running submit (else None)."""
+    results: ResultsReplay | None
+    """The results ledger as the run found it, kept only while following (for `refresh`)."""
+    tracked: dict[str, Tracked] = field(default_factory=dict)
+    order: KeyOrder | None = None
+    """The manifest's keys, for a batch read a chunk at a time (`joined`)."""
+
+    @property
+    def following(self) -> bool:
+        return self.tail is not None
 
     @classmethod
-    def place(cls, manifest: Manifest, ledger: Path, writer: ResultsLedgerWriter) -> JobState:
-        """Every task of the manifest where the ledgers leave it (ManifestError if invalid)."""
-        manifest.validate()
-        job = cls(manifest, writer, SubmitLedgerTail(ledger),
-                  replay_results(results_ledger_path(ledger)))
-        job.tail.update()
-        submissions = job.tail.submissions
-        for row, task in enumerate(manifest.tasks(), 1):
-            job.by_key[task.key] = len(job.tracked)
-            job.tracked.append(track(TaskIdentity.of(row, task), submissions.get(task.key),
-                                     job.results.get(task.key)))
+    def place(cls, manifest: Manifest, ledger: Path, writer: ResultsLedgerWriter, *,
+              following: bool, on_placed: Callable[[Tracked], None]) -> JobState:
+        """Every task of the manifest where the ledgers leave it, each handed to `on_placed`
+        (ManifestError if invalid); held only when this run has work for it."""
+        report = manifest.validate()
+        placed: Iterator[tuple[TaskIdentity, Submission | None, ResultRecord | None]]
+        if following:
+            tail = SubmitLedgerTail(ledger)
+            tail.update()
+            results = replay_results(results_ledger_path(ledger), lean=True)
+            job = cls(manifest, writer, ledger, tail, results)
+            stream = _zipped(manifest, tail.submissions, results.records)
+            placed = ((TaskIdentity.of(row, task), submission, record)
+                      for row, task, submission, record in stream)
+        elif report.total <= CHUNK:
+            job = cls(manifest, writer, ledger, None, None)
+            placed = ((TaskIdentity.of(row, task), submission, record)
+                      for row, task, submission, record in joined(manifest, ledger, None))
+        else:
+            order = KeyOrder()
+            job = cls(manifest, writer, ledger, None, None, order=order)
+            placed = reduced_joined(manifest, ledger, order, report.total, TaskIdentity.of)
+        for who, submission, record in placed:
+            tracked = track(who, submission, record)
+            on_placed(tracked)
+            if following or tracked.work is not Work.NOTHING:
+                job.tracked[who.key] = tracked
         return job
+
+    def settled(self, tracked: Tracked) -> None:
+        """`tracked` reached a final state that its results ledger line says in full (downloaded,
+        generation failed): no longer held, unless following a submit."""
+        if self.tail is None:
+            self.tracked.pop(tracked.key, None)
 
     def refresh(self) -> list[tuple[ResultState, Tracked]]:
         """Read what a running submit appended; the idle tasks whose submission changed, placed
         anew (a task being polled or downloaded is left to finish), each with its old state."""
-        placed = []
+        placed: list[tuple[ResultState, Tracked]] = []
+        if self.tail is None or self.results is None:
+            return placed  # not following: nothing appends to the submit ledger we watch
         for key in self.tail.update():
-            index = self.by_key.get(key)
-            if index is None or self.tracked[index].work is not Work.NOTHING:
+            old = self.tracked.get(key)
+            if old is None or old.work is not Work.NOTHING:
                 continue
-            old = self.tracked[index]
             new = track(old.who, self.tail.submissions.get(key), self.results.get(key))
             if (new.state, new.task_id) != (old.state, old.task_id):
-                self.tracked[index] = new
+                self.tracked[key] = new
                 placed.append((old.state, new))
         return placed
+
+    def final_rows(self) -> FinalRows:
+        """Every task's final state, for the reports: the held tasks as this run leaves them,
+        the others as the two ledgers (read again now) say."""
+        loaded = None
+        if self.tail is not None or self.order is None:
+            # Read once for both reports (a batch of one chunk); their unreadable lines were
+            # said when the run began: not again.
+            records = replay_results(results_ledger_path(self.ledger), lean=True, warn=False)
+            submissions = self.tail.submissions if self.tail is not None else (
+                read_submissions(self.ledger, warn=False))
+            loaded = (submissions, records.records)
+        return FinalRows(self.manifest, self.tracked, self.ledger, self.order, loaded)
+
+
+@dataclass(frozen=True, slots=True)
+class FinalRows:
+    """A manifest's report rows, as often as asked: each `rows()` is one stream over the
+    manifest, in its order, joined by key with the run's tasks and the ledgers (`loaded`, or
+    read a chunk at a time)."""
+
+    manifest: Manifest
+    tracked: Mapping[str, Tracked]
+    ledger: Path
+    order: KeyOrder | None
+    loaded: tuple[Mapping[str, Submission], Mapping[str, ResultRecord]] | None
+
+    def rows(self) -> Iterator[ResultRow]:
+        stream = (joined(self.manifest, self.ledger, self.order, warn=False)
+                  if self.loaded is None else _zipped(self.manifest, *self.loaded))
+        for row, task, submission, record in stream:
+            tracked = self.tracked.get(task.key)
+            if tracked is None:
+                tracked = track(TaskIdentity.of(row, task), submission, record)
+            yield tracked.to_row(task)
+
+
+def _zipped(manifest: Manifest, submissions: Mapping[str, Submission],
+            records: Mapping[str, ResultRecord]) -> Iterator[Joined]:
+    for row, task in enumerate(manifest.tasks(), 1):
+        yield row, task, submissions.get(task.key), records.get(task.key)
 
 
 def _unix_of(ts: str) -> float:

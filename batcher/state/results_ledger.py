@@ -29,16 +29,19 @@ from __future__ import annotations
 import enum
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batcher.state.events import is_key
+from batcher.state.events import SERVICE_INDEX, is_key
+from batcher.state.line_keys import written_key
 from batcher.state.writer import LedgerWriter, _value
 
 logger = logging.getLogger("batcher.state.results")
 
+_SERVICES = {name: name for name in SERVICE_INDEX}
+"""One string per service name, not one per record (about 50 bytes a record)."""
 SUBMIT_LEDGER_SUFFIX = ".ledger.jsonl"
 RESULTS_LEDGER_SUFFIX = ".results.jsonl"
 
@@ -184,29 +187,38 @@ class ResultsReplay:
         return self.records.get(key)
 
 
-def replay_results(path: Path) -> ResultsReplay:
+def replay_results(path: Path, *, lean: bool = False, keys: Container[str] | None = None,
+                   warn: bool = True) -> ResultsReplay:
     """Fold the results ledger at `path` (missing: empty) into each key's `ResultRecord`.
 
-    Lines that do not parse (a torn tail left by kill -9) are skipped with a warning."""
+    `lean` keeps only what a task's current state needs, for a collect over a large batch
+    (docs/results.md): the files of a `generated` line (and its time) only while it is the
+    last line, and of a `downloaded` line only the paths (`bytes` 0, `sha256` "").
+    With `keys`, only those keys' records (the other keys' lines are passed over unparsed).
+    Lines that do not parse (a torn tail left by kill -9) are skipped, with a warning unless
+    `warn` is False."""
     result = ResultsReplay(path)
     try:
         stream = open(path, "rb")  # noqa: SIM115 - closed by `with` below
     except FileNotFoundError:
         return result
     with stream:
-        _fold(stream, result)
-    if result.skipped_lines:
+        _fold(stream, result, lean, keys)
+    if result.skipped_lines and warn:
         logger.warning("results ledger %s: %d unreadable lines skipped (a crash's torn tail)",
                        path, result.skipped_lines)
     return result
 
 
-def _fold(lines: Iterable[bytes], into: ResultsReplay) -> None:
+def _fold(lines: Iterable[bytes], into: ResultsReplay, lean: bool,
+          keys: Container[str] | None) -> None:
     for line in lines:
+        if keys is not None and (key := written_key(line)) is not None and key not in keys:
+            continue
         if not line.strip():
             continue
         obj = _parse(line)
-        if obj is None or not _apply(obj, into.records):
+        if obj is None or not _apply(obj, into.records, lean, keys):
             into.skipped_lines += 1
 
 
@@ -218,7 +230,8 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-def _apply(obj: dict[str, Any], records: dict[str, ResultRecord]) -> bool:
+def _apply(obj: dict[str, Any], records: dict[str, ResultRecord], lean: bool,
+           keys: Container[str] | None = None) -> bool:
     """Fold one parsed line; False when it is not a results record."""
     key, service, event_name = obj.get("key"), obj.get("service"), obj.get("event")
     if not (isinstance(key, str) and is_key(key) and isinstance(service, str)):
@@ -227,11 +240,15 @@ def _apply(obj: dict[str, Any], records: dict[str, ResultRecord]) -> bool:
         event = ResultEvent(str(event_name))
     except ValueError:
         return False
+    if keys is not None and key not in keys:
+        return True
     task_id = str(obj.get("task_id") or "")
     record = records.get(key)
     if record is None:
-        record = records[key] = ResultRecord(service, event, task_id)
+        record = records[key] = ResultRecord(_SERVICES.get(service, service), event, task_id)
     record.event, record.task_id = event, task_id
+    if lean and event is not ResultEvent.GENERATED:
+        record.generated, record.generated_at = (), ""
     if event is ResultEvent.RECOVERED:
         record.recovered_task_id = task_id
         record.recovered_session_id = str(obj.get("session_id") or "")
@@ -240,7 +257,7 @@ def _apply(obj: dict[str, Any], records: dict[str, ResultRecord]) -> bool:
         record.generated_task_id = task_id
         record.generated_at = str(obj.get("ts") or "")
     elif event is ResultEvent.DOWNLOADED:
-        record.downloaded = tuple(_downloaded_files(obj.get("files")))
+        record.downloaded = tuple(_downloaded_files(obj.get("files"), lean))
     elif event is ResultEvent.GENERATION_FAILED:
         record.error = _error(obj.get("error"))
         record.failed_task_ids = record.failed_task_ids | {task_id}  # rare: most never fail
@@ -257,11 +274,12 @@ def _generated_files(files: Any) -> Iterable[GeneratedFile]:
                                 _int(item.get("size")))
 
 
-def _downloaded_files(files: Any) -> Iterable[DownloadedFile]:
+def _downloaded_files(files: Any, lean: bool) -> Iterable[DownloadedFile]:
     for item in files if isinstance(files, list) else ():
         if isinstance(item, dict):
-            yield DownloadedFile(str(item.get("path", "")), _int(item.get("bytes")),
-                                 str(item.get("sha256", "")))
+            path = str(item.get("path", ""))
+            yield DownloadedFile(path, 0, "") if lean else DownloadedFile(
+                path, _int(item.get("bytes")), str(item.get("sha256", "")))
 
 
 def _error(error: Any) -> GenerationError:

@@ -21,15 +21,18 @@ import logging
 import os
 import socket
 from collections.abc import Container, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batcher.state.events import is_key
+from batcher.state.events import SERVICE_INDEX, is_key
+from batcher.state.line_keys import written_key
 from batcher.state.lock import LockHolder, lock_path
 
 logger = logging.getLogger("batcher.state.submissions")
 
+_EVENTS = {name: name for name in ("sending", "submitted", "duplicate", "failed")}
+_SERVICES = {name: name for name in SERVICE_INDEX}
 KEPT_SENDING_TIMES = 8
 """`sending` times kept per key: a task is sent a handful of times at most; the latest matter."""
 
@@ -48,19 +51,23 @@ class Submission:
     error_code: str = ""
     error_message: str = ""
     retryable: bool = False
-    sendings: list[tuple[str, str]] = field(default_factory=list)
-    """(ts, session_id) of the latest `sending` lines, oldest first."""
+    sendings: tuple[tuple[str, str], ...] = ()
+    """(ts, session_id) of the latest `sending` lines, oldest first (a tuple: most keys have
+    none, and an empty tuple is shared, a list is not)."""
 
     def sending_times(self, session_id: str) -> list[str]:
         """The `ts` of the `sending` lines that carried `session_id`."""
         return [ts for ts, sent in self.sendings if sent == session_id]
 
 
-def read_submissions(path: Path, keys: Container[str] | None = None) -> dict[str, Submission]:
-    """Each key's `Submission` (only the keys in `keys`, if given); a missing ledger is empty.
+def read_submissions(path: Path, keys: Container[str] | None = None, *,
+                     warn: bool = True) -> dict[str, Submission]:
+    """Each key's `Submission` (only the keys in `keys`, if given: the other keys' lines are
+    passed over unparsed); a missing ledger is empty.
 
-    Unreadable lines (a torn tail, a line still being written) are skipped: a running `submit`
-    writes whole lines, so a partial one is at most the last."""
+    Unreadable lines (a torn tail, a line still being written) are skipped, with a warning
+    unless `warn` is False: a running `submit` writes whole lines, so a partial one is at most
+    the last."""
     submissions: dict[str, Submission] = {}
     try:
         stream = open(path, "rb")  # noqa: SIM115 - closed by `with` below
@@ -68,7 +75,7 @@ def read_submissions(path: Path, keys: Container[str] | None = None) -> dict[str
         return submissions
     with stream:
         skipped = _fold(stream, submissions, keys)
-    if skipped:
+    if skipped and warn:
         logger.warning("ledger %s: %d unreadable lines skipped", path, skipped)
     return submissions
 
@@ -130,6 +137,8 @@ def _fold(lines: Iterable[bytes], into: dict[str, Submission], keys: Container[s
     for line in lines:
         if not line.endswith(b"\n"):
             break  # still being written, or torn: the next read sees it whole
+        if keys is not None and (key := written_key(line)) is not None and key not in keys:
+            continue
         if line.strip() and _fold_line(line, into, keys) is None:
             skipped += 1
     return skipped
@@ -150,23 +159,24 @@ def _apply(obj: dict[str, Any], into: dict[str, Submission], keys: Container[str
     key, service, event = obj.get("key"), obj.get("service"), obj.get("event")
     if not (isinstance(key, str) and is_key(key) and isinstance(service, str)):
         return False
-    if event not in ("sending", "submitted", "duplicate", "failed"):
+    if not isinstance(event, str) or event not in _EVENTS:
         return False
     if keys is not None and key not in keys:
         return True
+    event = _EVENTS[event]  # the shared string, not the line's copy: memory per key
     submission = into.get(key)
     if submission is None:
-        submission = into[key] = Submission(service, event)
+        submission = into[key] = Submission(_SERVICES.get(service, service), event)
     submission.event = event
     session_id = obj.get("session_id")
     if isinstance(session_id, str) and session_id:
         submission.session_id = session_id
     submission.task_id = str(obj.get("task_id") or "") if event == "submitted" else ""
     if event == "submitted":
-        submission.sendings.clear()  # only a duplicate's window needs them: a TaskId is known
+        submission.sendings = ()  # only a duplicate's window needs them: a TaskId is known
     if event == "sending":
-        submission.sendings.append((str(obj.get("ts", "")), str(session_id or "")))
-        del submission.sendings[:-KEPT_SENDING_TIMES]
+        sent = (str(obj.get("ts", "")), str(session_id or ""))
+        submission.sendings = (*submission.sendings[1 - KEPT_SENDING_TIMES:], sent)
     elif event == "failed":
         error = obj.get("error")
         error = error if isinstance(error, dict) else {}
