@@ -24,10 +24,12 @@ from aiohttp import web
 
 from tests.helpers import (
     collect_from,
+    emulator_settings,
     read_ledger,
     run_cli,
     serving,
     submitted_mps,
+    write_manifest,
 )
 
 
@@ -158,6 +160,31 @@ async def test_collect_on_a_full_disk_is_one_line_and_exit_2_never_a_truncated_f
     lines = [line for line in stderr.splitlines() if line.startswith("batcher:")]
     assert lines and f"mounted at {out} is full" in lines[-1], stderr
     assert not any(name.endswith(".png") or name == "results.csv" for name in names), names
+
+
+async def test_a_vod_task_not_on_disk_shows_its_expire_time_in_status(tmp_path):
+    # vod files carry their own end (`ExpireTime`: a Temporary output's 7 days); the `generated`
+    # line keeps it, so `status`, run later from the ledgers alone, shows it as collect did.
+    from batcher.emulator.config import FaultConfig, GenerationConfig
+    from batcher.emulator.runner import running_emulator
+
+    manifest = write_manifest(tmp_path, vod=1, mps=0)
+    instant = GenerationConfig(seconds=0.0, jitter=0.0, image_bytes=4096)
+    config = emulator_settings(generation=instant, faults=FaultConfig(download_error_rate=1.0))
+    async with running_emulator(config) as emulator:
+        code, _, stderr = await run_cli("submit", str(manifest), "--endpoint", emulator.url,
+                                        "--rate", "0", "--quiet")
+        assert code == 0, stderr
+        code, _, stderr = await collect_from(manifest, emulator.url, "--timeout", "5s")
+    assert code != 0, "its download failed: the task is left generated"
+    generated = [r for r in read_ledger(tmp_path / "job.results.jsonl")
+                 if r["event"] == "generated"]
+    assert generated and generated[0]["expires"].endswith("Z")
+    code, stdout, stderr = await run_cli("status", str(manifest), "--json")
+    assert code == 0, stderr
+    unsaved = json.loads(stdout)["unsaved"]
+    assert unsaved["tasks"] == 1
+    assert 167 * 3600 < unsaved["oldest_expires_in_s"] <= 168 * 3600, unsaved
 
 
 async def test_finished_tasks_not_on_disk_show_in_metrics_and_status_with_their_expiry(tmp_path):

@@ -21,10 +21,16 @@ from typing import Any
 from batcher.cli.report import render_table
 from batcher.manifest import Manifest
 from batcher.results.counts import MPS_URL_LIFETIME
+from batcher.results.tracking import expiry_of
 from batcher.run.summary import NOT_SENT
 from batcher.state.events import FailureGroup, TaskState
 from batcher.state.replay import replay
-from batcher.state.results_ledger import ResultEvent, replay_results, results_ledger_path
+from batcher.state.results_ledger import (
+    ResultEvent,
+    ResultRecord,
+    replay_results,
+    results_ledger_path,
+)
 
 STATE_NAMES = {
     TaskState.PENDING: NOT_SENT,
@@ -111,7 +117,7 @@ def _unsaved(ledger_path: Path, keys: set[str] | None) -> Unsaved | None:
     path = results_ledger_path(ledger_path)
     if not path.exists():
         return None
-    oldest: tuple[float, str] | None = None
+    oldest: tuple[float, ResultRecord] | None = None
     count = 0
     for key, record in replay_results(path).records.items():
         if record.event is not ResultEvent.GENERATED or (keys and key not in keys):
@@ -122,12 +128,14 @@ def _unsaved(ledger_path: Path, keys: set[str] | None) -> Unsaved | None:
         except ValueError:
             continue
         if oldest is None or at < oldest[0]:
-            oldest = (at, record.service)
+            oldest = (at, record)
     if oldest is None:
         return Unsaved(count, 0.0, None)
     now = time.time()
-    expires = oldest[0] + MPS_URL_LIFETIME - now if oldest[1] == "mps" else None
-    return Unsaved(count, now - oldest[0], expires)
+    at, record = oldest
+    # mps URLs live 12 hours from the finish; vod files end at the `ExpireTime` the API gave.
+    end = at + MPS_URL_LIFETIME if record.service == "mps" else expiry_of(record.generated_expires)
+    return Unsaved(count, now - at, None if end is None else end - now)
 
 
 def _generation_states(ledger_path: Path, keys: set[str] | None) -> dict[str, dict[str, int]]:

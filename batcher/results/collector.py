@@ -393,7 +393,7 @@ class Collector:
             job.state.settled(tracked)
         else:
             await job.writer.generated(tracked.key, tracked.service, tracked.task_id,
-                                       generation.files)
+                                       generation.files, generation.expires_at)
             tracked.state, tracked.generated = ResultState.GENERATED, generation.files
             tracked.finished_at = time.time()
             tracked.expires_at = generation.expires_at

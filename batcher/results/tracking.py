@@ -175,6 +175,7 @@ def _apply_results(tracked: Tracked, record: ResultRecord | None) -> None:
         tracked.state, tracked.work = ResultState.GENERATED, Work.DOWNLOAD
         tracked.generated = record.generated
         tracked.finished_at = _unix_of(record.generated_at)
+        tracked.expires_at = expiry_of(record.generated_expires)
     elif event is ResultEvent.DOWNLOADED:
         tracked.state, tracked.work = ResultState.DOWNLOADED, Work.NOTHING
         tracked.files = record.downloaded
@@ -314,6 +315,14 @@ def _unix_of(ts: str) -> float:
         return datetime.fromisoformat(ts).timestamp()
     except ValueError:
         return time.time()
+
+
+def expiry_of(text: str) -> float | None:
+    """A `generated` line's `expires` in Unix seconds; None when absent or unreadable."""
+    try:
+        return datetime.fromisoformat(text).timestamp() if text else None
+    except ValueError:
+        return None
 
 
 def monotonic_of(ts: str) -> float:

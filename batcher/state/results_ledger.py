@@ -9,11 +9,14 @@ fdatasync), one JSON object per line, each with `ts`, `key`, `service`, `event`:
 | event | extra fields |
 |---|---|
 | `recovered` | `task_id` (a vod duplicate's TaskId), `session_id` (what found it) |
-| `generated` | `task_id`, `files[]`: `url`, `type`, `size` (bytes, 0 when the API gives none) |
+| `generated` | `task_id`, `files[]`: `url`, `type`, `size` (bytes, 0 when none); `expires` |
 | `generation_failed` | `task_id`, `error: {code, message, retryable}` |
 | `downloaded` | `task_id`, `files[]`: `path` (relative to the output dir), `bytes`, `sha256` |
 | `expired` | `task_id` |
 | `lost` | `reason`, `session_id` |
+
+A `generated` line's `expires` is when its files stop being served, when the API says (vod's
+`ExpireTime`, the earliest of the files); mps URLs live 12 hours from the line's `ts`.
 
 Every event but `lost` names the TaskId it is about: after `submit --regenerate` a key has a new
 TaskId, and the results of the old one no longer describe it. A task's result state is its last
@@ -31,6 +34,7 @@ import json
 import logging
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,14 +106,17 @@ class ResultsLedgerWriter(LedgerWriter):
         await self._append(key, service, ResultEvent.RECOVERED, fields)
 
     async def generated(
-        self, key: str, service: str, task_id: str, files: Sequence[GeneratedFile]
+        self, key: str, service: str, task_id: str, files: Sequence[GeneratedFile],
+        expires_at: float | None = None,
     ) -> None:
+        """`expires_at` (Unix seconds): when the files stop being served, if the API said."""
         listed = ",".join(
             f'{{"url":{_value(f.url)},"type":{_value(f.type)},"size":{int(f.size)}}}'
             for f in files
         )
+        expires = "" if expires_at is None else f',"expires":{_value(_utc(expires_at))}'
         await self._append(
-            key, service, ResultEvent.GENERATED, f'{_task(task_id)},"files":[{listed}]'
+            key, service, ResultEvent.GENERATED, f'{_task(task_id)},"files":[{listed}]{expires}'
         )
 
     async def generation_failed(
@@ -164,6 +171,8 @@ class ResultRecord:
     generated_task_id: str = ""
     generated_at: str = ""
     """The last `generated` line's `ts`: when the task was seen finished (its URLs' clock)."""
+    generated_expires: str = ""
+    """The last `generated` line's `expires` ("" when the API gave no end for its files)."""
     downloaded: tuple[DownloadedFile, ...] = ()
     error: GenerationError | None = None
     """The last `generation_failed` line's error."""
@@ -248,7 +257,7 @@ def _apply(obj: dict[str, Any], records: dict[str, ResultRecord], lean: bool,
         record = records[key] = ResultRecord(_SERVICES.get(service, service), event, task_id)
     record.event, record.task_id = event, task_id
     if lean and event is not ResultEvent.GENERATED:
-        record.generated, record.generated_at = (), ""
+        record.generated, record.generated_at, record.generated_expires = (), "", ""
     if event is ResultEvent.RECOVERED:
         record.recovered_task_id = task_id
         record.recovered_session_id = str(obj.get("session_id") or "")
@@ -256,6 +265,7 @@ def _apply(obj: dict[str, Any], records: dict[str, ResultRecord], lean: bool,
         record.generated = tuple(_generated_files(obj.get("files")))
         record.generated_task_id = task_id
         record.generated_at = str(obj.get("ts") or "")
+        record.generated_expires = str(obj.get("expires") or "")
     elif event is ResultEvent.DOWNLOADED:
         record.downloaded = tuple(_downloaded_files(obj.get("files"), lean))
     elif event is ResultEvent.GENERATION_FAILED:
@@ -291,3 +301,8 @@ def _error(error: Any) -> GenerationError:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _utc(unix_seconds: float) -> str:
+    """`YYYY-MM-DDThh:mm:ssZ`, the API's own way of writing a time."""
+    return datetime.fromtimestamp(int(unix_seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
