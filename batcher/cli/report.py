@@ -2,8 +2,9 @@
 
 Each report is a plain data object first (so `--json` prints exactly what the text shows) and a
 text rendering second: the submit summary renders `batcher.run.summary.JobSummary`, the plan
-table `batcher.run.resume` plans. The status report is `status_report`'s, collect's summary
-`collect_report`'s. Nothing here reads files or talks to the network.
+table `batcher.run.resume` plans; the status report (`batcher.results.status`) is rendered by
+`status_report`, collect's summary by `collect_report`. Nothing here reads files or talks to the
+network.
 """
 
 from __future__ import annotations

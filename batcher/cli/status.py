@@ -61,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace, ledger: Path, manifest: Manifest | None) -> None:
     """Print one manifest's (or one ledger's) status as the options ask."""
     from batcher.cli.report import dumps
-    from batcher.cli.status_report import render_status, status_report
+    from batcher.cli.status_report import render_status
     from batcher.cli.task_list import print_task_list
+    from batcher.results.status import status_report
 
     if args.tasks:
         print_task_list(ledger, manifest, args.state, as_csv=args.csv)

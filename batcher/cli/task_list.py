@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from batcher.cli.status_report import STATE_NAMES
 from batcher.exceptions import UsageError
 from batcher.manifest import Manifest
+from batcher.results.status import STATE_NAMES
 from batcher.state.ledger import LedgerReplay, TaskState, replay
 
 COLUMNS = ("key", "service", "state", "task_id", "source", "prompt", "error")
