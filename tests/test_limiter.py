@@ -269,7 +269,8 @@ async def test_a_limiters_first_slot_is_followed_by_a_double_interval():
     third = await limiter.acquire()
     interval = 1 / (20 * SAFETY_MARGIN)
     assert second - first >= 2 * interval - 1e-3
-    assert third - second == pytest.approx(interval, abs=2e-3)
+    # One interval again, not two (a timer on a busy VM wakes a few ms late: seen 5.6 ms).
+    assert interval - 1e-3 <= third - second < 1.5 * interval
 
 
 @pytest.mark.serial
