@@ -14,10 +14,9 @@ from batcher.api.results import (
     DescribeTaskDetailResponse,
     DescribeTasksRequest,
     DescribeTasksResponse,
-    format_api_time,
-    parse_api_time,
 )
 from batcher.api.services import DESCRIBE_AIGC_QUOTAS, MPS, VOD
+from batcher.api.times import format_api_time, parse_api_time
 
 
 def test_task_detail_answer_parses_nested_files_and_ignores_unknown_fields():

@@ -31,9 +31,9 @@ from batcher.api.results import (
     DescribeAigcImageTaskResponse,
     DescribeTaskDetailResponse,
     DescribeTasksResponse,
-    format_api_time,
 )
 from batcher.api.services import DESCRIBE_AIGC_IMAGE_TASK, DESCRIBE_TASK_DETAIL, DESCRIBE_TASKS
+from batcher.api.times import format_api_time
 from batcher.emulator import (
     DEFAULT_SECRET_ID,
     DEFAULT_SECRET_KEY,

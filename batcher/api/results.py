@@ -10,17 +10,15 @@ Requests are strict like every request model (`ApiModel`: unknown fields forbidd
 emulator validates what clients send with them. Responses are lax: unknown fields are ignored and
 statuses are plain strings, so a field or a state the real API adds later does not break a
 collect run; only what a client reads, plus what the SDK's parser reads, is modelled.
+The API's time format is `batcher.api.times`'s.
 
     >>> answer = {"Status": "DONE", "ImageUrls": ["https://x/1.png"], "RequestId": "r"}
     >>> DescribeAigcImageTaskResponse.model_validate(answer).ImageUrls
     ['https://x/1.png']
-    >>> format_api_time(0), parse_api_time("1970-01-01T08:00:01+08:00")
-    ('1970-01-01T00:00:00Z', 1.0)
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -240,19 +238,3 @@ POLL_RESPONSES: dict[str, type[ResponseModel]] = {
     DESCRIBE_AIGC_IMAGE_TASK: DescribeAigcImageTaskResponse,
 }
 """The answer model (the inside of `"Response"`) of each poll action."""
-
-
-# --- times ----------------------------------------------------------------------------------
-
-
-def format_api_time(unix_seconds: float) -> str:
-    """`YYYY-MM-DDThh:mm:ssZ` (UTC, whole seconds, truncated): how the API writes times."""
-    return datetime.fromtimestamp(int(unix_seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_api_time(text: str) -> float:
-    """Unix seconds of an ISO 8601 time with `Z` or an offset (ValueError otherwise)."""
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"time {text!r} has no time zone: end it with Z or an offset")
-    return moment.timestamp()

@@ -33,8 +33,9 @@ from aiohttp import web
 
 from batcher.api.models import RequestModel, VodCreateAigcImageTaskRequest
 from batcher.api.quotas import QUOTA_EXCEEDED, DescribeAigcQuotasRequest
-from batcher.api.results import POLL_REQUESTS, parse_api_time
+from batcher.api.results import POLL_REQUESTS
 from batcher.api.services import DESCRIBE_AIGC_QUOTAS, SERVICES, Service
+from batcher.api.times import api_time_or_none
 from batcher.emulator.auth import parse, verify
 from batcher.emulator.config import EmulatorConfig
 from batcher.emulator.errors import ApiError, known, request_limit_exceeded
@@ -345,7 +346,8 @@ def _task_spec(service: Service, task_id: str, request: RequestModel) -> TaskSpe
             session_context=request.SessionContext,
             storage_mode=output.StorageMode if output is not None else None,
             media_name=output.MediaName if output is not None else None,
-            expire_time=_parsed_time(expire),
+            # Unreadable: the real API would refuse it; the emulator keeps the file forever.
+            expire_time=api_time_or_none(expire),
         )
     return TaskSpec(
         service=service.name,
@@ -355,15 +357,6 @@ def _task_spec(service: Service, task_id: str, request: RequestModel) -> TaskSpe
         model_version=request.ModelVersion,
         image_count=request.OutputImageCount or 1,
     )
-
-
-def _parsed_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return parse_api_time(text)
-    except ValueError:  # the real API would refuse it; the emulator keeps the file forever
-        return None
 
 
 def _bad_gateway(date: str) -> web.Response:

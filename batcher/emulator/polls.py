@@ -23,6 +23,7 @@ from typing import Any
 from batcher.api import results as api
 from batcher.api.models import ApiModel
 from batcher.api.services import DESCRIBE_AIGC_IMAGE_TASK, DESCRIBE_TASK_DETAIL, DESCRIBE_TASKS
+from batcher.api.times import format_api_time, parse_api_time
 from batcher.emulator import errors
 from batcher.emulator.config import EmulatorConfig
 from batcher.emulator.errors import ApiError
@@ -127,7 +128,7 @@ class Polls:
             api.AigcImageTaskOutputFileInfo(
                 StorageMode=spec.storage_mode or api.STORAGE_TEMPORARY,
                 MediaName=(spec.media_name or task.task_id) if permanent else "",
-                ExpireTime=api.format_api_time(expires) if expires is not None else "",
+                ExpireTime=format_api_time(expires) if expires is not None else "",
                 FileType=FILE_TYPE,
                 FileUrl=file_url(base_url, task, index, expires),
                 FileId=_file_id(task, index) if permanent else "",
@@ -195,9 +196,9 @@ class Polls:
 def _times(task: Task, now: float) -> dict[str, str]:
     """CreateTime, BeginProcessTime and FinishTime as the API writes them ("" until reached)."""
     return {
-        "CreateTime": api.format_api_time(task.created),
-        "BeginProcessTime": api.format_api_time(task.began) if now >= task.began else "",
-        "FinishTime": api.format_api_time(task.finished) if now >= task.finished else "",
+        "CreateTime": format_api_time(task.created),
+        "BeginProcessTime": format_api_time(task.began) if now >= task.began else "",
+        "FinishTime": format_api_time(task.finished) if now >= task.finished else "",
     }
 
 
@@ -233,9 +234,9 @@ def _window(name: str, bounds: api.TimeRange | None) -> Window | ApiError:
         return after, before
     try:
         if bounds.After:
-            after = api.parse_api_time(bounds.After)
+            after = parse_api_time(bounds.After)
         if bounds.Before:
-            before = api.parse_api_time(bounds.Before)
+            before = parse_api_time(bounds.Before)
     except ValueError as exc:
         return errors.invalid_parameter_value(
             name, bounds.model_dump(exclude_none=True), f"{exc} (ISO 8601, YYYY-MM-DDThh:mm:ssZ)."

@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from batcher.api.results import DESCRIBE_TASKS_LIMIT_MAX, DescribeTasksResponse, format_api_time
+from batcher.api.results import DESCRIBE_TASKS_LIMIT_MAX, DescribeTasksResponse
 from batcher.api.services import DESCRIBE_TASKS, VOD
+from batcher.api.times import format_api_time
 from batcher.results.caller import ApiCaller, Stopped
 from batcher.wire.client import Answer
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from batcher.api.results import parse_api_time
+from batcher.api.times import api_time_or_none
 from batcher.state.results_ledger import GeneratedFile, GenerationError
 from batcher.wire.errors import printable
 
@@ -94,17 +94,9 @@ def _read_vod(response: Mapping[str, Any]) -> Generation:
     files = tuple(_vod_file(info) for info in infos)
     if not files:
         return _failed("vod", "NoOutput", "the task finished without output files")
-    expiries = [at for info in infos if (at := _api_time(info.get("ExpireTime"))) is not None]
+    expiries = [at for info in infos
+                if (at := api_time_or_none(info.get("ExpireTime"))) is not None]
     return Generation(Stage.GENERATED, files, expires_at=min(expiries, default=None))
-
-
-def _api_time(text: Any) -> float | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return parse_api_time(text)
-    except ValueError:
-        return None
 
 
 def _vod_file(info: Mapping[str, Any]) -> GeneratedFile:

@@ -22,9 +22,9 @@ from batcher.api.results import (
     DESCRIBE_TASKS_HISTORY_SECONDS,
     DESCRIBE_TASKS_LIMIT_MAX,
     DescribeTasksResponse,
-    format_api_time,
 )
 from batcher.api.services import DESCRIBE_TASKS, VOD
+from batcher.api.times import format_api_time
 from batcher.results.caller import ApiCaller
 from batcher.wire.client import Answer
 

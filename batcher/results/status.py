@@ -20,9 +20,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from batcher.api.times import api_time_or_none
 from batcher.manifest import Manifest
 from batcher.results.counts import MPS_URL_LIFETIME
-from batcher.results.tracking import expiry_of
 from batcher.run.summary import NOT_SENT
 from batcher.state.events import FailureGroup, TaskState
 from batcher.state.replay import replay
@@ -135,7 +135,8 @@ def _unsaved(ledger_path: Path, keys: set[str] | None) -> Unsaved | None:
     now = time.time()
     at, record = oldest
     # mps URLs live 12 hours from the finish; vod files end at the `ExpireTime` the API gave.
-    end = at + MPS_URL_LIFETIME if record.service == "mps" else expiry_of(record.generated_expires)
+    end = at + MPS_URL_LIFETIME if record.service == "mps" else (
+        api_time_or_none(record.generated_expires))
     return Unsaved(count, now - at, None if end is None else end - now)
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from batcher.api.times import api_time_or_none
 from batcher.manifest import Manifest, Task
 from batcher.results.joined import CHUNK, Joined, KeyOrder, joined, reduced_joined
 from batcher.results.rows import ResultRow, ResultState
@@ -175,7 +176,7 @@ def _apply_results(tracked: Tracked, record: ResultRecord | None) -> None:
         tracked.state, tracked.work = ResultState.GENERATED, Work.DOWNLOAD
         tracked.generated = record.generated
         tracked.finished_at = _unix_of(record.generated_at)
-        tracked.expires_at = expiry_of(record.generated_expires)
+        tracked.expires_at = api_time_or_none(record.generated_expires)
     elif event is ResultEvent.DOWNLOADED:
         tracked.state, tracked.work = ResultState.DOWNLOADED, Work.NOTHING
         tracked.files = record.downloaded
@@ -315,14 +316,6 @@ def _unix_of(ts: str) -> float:
         return datetime.fromisoformat(ts).timestamp()
     except ValueError:
         return time.time()
-
-
-def expiry_of(text: str) -> float | None:
-    """A `generated` line's `expires` in Unix seconds; None when absent or unreadable."""
-    try:
-        return datetime.fromisoformat(text).timestamp() if text else None
-    except ValueError:
-        return None
 
 
 def monotonic_of(ts: str) -> float:

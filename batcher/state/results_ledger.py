@@ -34,10 +34,10 @@ import json
 import logging
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from batcher.api.times import format_api_time
 from batcher.state.events import SERVICE_INDEX, is_key
 from batcher.state.line_keys import written_key
 from batcher.state.writer import LedgerWriter, _value
@@ -114,7 +114,7 @@ class ResultsLedgerWriter(LedgerWriter):
             f'{{"url":{_value(f.url)},"type":{_value(f.type)},"size":{int(f.size)}}}'
             for f in files
         )
-        expires = "" if expires_at is None else f',"expires":{_value(_utc(expires_at))}'
+        expires = "" if expires_at is None else f',"expires":{_value(format_api_time(expires_at))}'
         await self._append(
             key, service, ResultEvent.GENERATED, f'{_task(task_id)},"files":[{listed}]{expires}'
         )
@@ -301,8 +301,3 @@ def _error(error: Any) -> GenerationError:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _utc(unix_seconds: float) -> str:
-    """`YYYY-MM-DDThh:mm:ssZ`, the API's own way of writing a time."""
-    return datetime.fromtimestamp(int(unix_seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
