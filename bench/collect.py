@@ -60,6 +60,19 @@ async def _collect(manifest: Path, url: str, *extra: str) -> Measured:
                           "--quiet", *extra)
 
 
+async def _collect_beside_submit(manifest: Path, url: str) -> tuple[Measured, float]:
+    """`submit` at 20/s and, once its ledger exists, `collect --wait` beside it: the collect's
+    measurement and the moment it ended (the submit is awaited after)."""
+    submitting = asyncio.create_task(_submit(manifest, url, rate="20"))
+    ledger = manifest.with_suffix(".ledger.jsonl")
+    while not ledger.exists() and not submitting.done():
+        await asyncio.sleep(0.01)
+    measured = await _collect(manifest, url, "--wait")
+    ended = time.time()
+    await submitting
+    return measured, ended
+
+
 def _polls(emulator: RunningEmulator) -> int:
     stats = emulator.stats(include_sessions=False)["services"]
     return sum(service.get("requests_per_action", {}).get(action, 0)
@@ -112,13 +125,7 @@ async def beside_submit(workdir: Path, per_service: int) -> tuple[list[Row], dic
     manifest = write_matrix_yaml(workdir / "collect-beside.yaml", per_service)
     two = GenerationConfig(seconds=2.0, image_bytes=4096)
     async with running_emulator(_config(rate=None, generation=two)) as emulator:
-        submitting = asyncio.create_task(_submit(manifest, emulator.url, rate="20"))
-        ledger = manifest.with_suffix(".ledger.jsonl")
-        while not ledger.exists() and not submitting.done():
-            await asyncio.sleep(0.01)
-        measured = await _collect(manifest, emulator.url, "--wait")
-        ended = time.time()
-        await submitting
+        measured, ended = await _collect_beside_submit(manifest, emulator.url)
         behind, polls = ended - _last_creation(emulator), _polls(emulator)
     return [Row("collect", f"beside submit at 20/s ({2 * per_service:,} tasks, 2 s generation): "
                 "ends after the last creation", round(behind, 2), "s")], {

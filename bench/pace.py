@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from collect import POLL_ACTIONS, _collect, _config, _last_finish, _submit
+from collect import POLL_ACTIONS, _collect, _collect_beside_submit, _config, _last_finish, _submit
 from manifests import write_matrix_yaml
 from table import Row
 
@@ -39,13 +39,7 @@ async def side_by_side(workdir: Path, per_service: int) -> tuple[list[Row], dict
     fifteen = GenerationConfig(seconds=15.0, jitter=0.5, image_bytes=4096)
     async with running_emulator(_config(rate=None, generation=fifteen)) as emulator:
         started = time.time()
-        submitting = asyncio.create_task(_submit(manifest, emulator.url, rate="20"))
-        ledger = manifest.with_suffix(".ledger.jsonl")
-        while not ledger.exists() and not submitting.done():
-            await asyncio.sleep(0.01)
-        measured = await _collect(manifest, emulator.url, "--wait")
-        ended = time.time()
-        await submitting
+        measured, ended = await _collect_beside_submit(manifest, emulator.url)
         polls, last = _polls_per_service(emulator), _last_finish(emulator)
     lag = ended - last
     rows = [Row("pace", f"{per_service:,} {name} tasks of 15 s ± 50% beside submit: status "
