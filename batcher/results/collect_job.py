@@ -15,6 +15,7 @@ from typing import Protocol
 from batcher.exceptions import ExitCode
 from batcher.manifest import Manifest
 from batcher.results.caller import CallerSettings
+from batcher.results.deferred import WINDOW
 from batcher.results.download import DownloadPolicy
 from batcher.results.rows import ResultState
 from batcher.results.schedule import PollTiming
@@ -44,6 +45,8 @@ class CollectSettings:
     caller: CallerSettings = field(default_factory=CallerSettings)
     poll_concurrency: int = 64
     handle_signals: bool = True
+    window: int = WINDOW
+    """Tasks to poll or download held at once; the others wait, counted (docs/results.md#memory)."""
 
 
 @dataclass(frozen=True, slots=True)

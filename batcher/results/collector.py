@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import signal
 import time
 from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
@@ -52,15 +51,15 @@ from batcher.results.counts import Tally
 from batcher.results.disk import disk_error
 from batcher.results.download import download_session, download_task_files
 from batcher.results.download_queue import DownloadQueue
+from batcher.results.duplicates import settle_duplicates
 from batcher.results.finder import FinishedFinder, bring_forward
 from batcher.results.outcomes import Generation, Stage, read_generation
-from batcher.results.recovery import Duplicate, Lost, recover
 from batcher.results.reports import write_reports
 from batcher.results.rows import ResultState
 from batcher.results.schedule import PollSchedule
 from batcher.results.tracking import JobState, Tracked, Work, monotonic_of
 from batcher.run.limiter import RateLimiter
-from batcher.run.stopping import unless_stopped
+from batcher.run.stopping import stop_signals, unless_stopped
 from batcher.state.results_ledger import GenerationError, ResultsLedgerWriter, results_ledger_path
 from batcher.state.submissions import submit_running
 from batcher.wire.client import AigcClient, Answer
@@ -115,7 +114,7 @@ class Collector:
         """vod TaskId -> its ident in the schedule, for the listing of finished tasks."""
         self._vod_apps: set[int | None] = set()
         self._wake = asyncio.Event()
-        self._downloads = DownloadQueue(settings.download.concurrency, self._check)
+        self._downloads = DownloadQueue(settings.download.concurrency, self._download_ended)
         self._polls: set[asyncio.Task[None]] = set()
         self._polled = 0
         self._error: BaseException | None = None
@@ -123,6 +122,11 @@ class Collector:
         self._session: aiohttp.ClientSession | None = None
         self._following = False
         """True while --wait follows a running submit of these manifests."""
+        self._window = max(1, settings.window)
+        """Tasks to poll or download held at most (the rest deferred: docs/results.md#memory)."""
+        self._room = asyncio.Event()
+        """Set when a held task is let go: the window may take deferred ones in."""
+        self._feeding: asyncio.Task[None] | None = None
 
     async def run(self) -> CollectResult:
         """Lock, place, work, write the reports; LedgerLocked (3) or ManifestError (2) first."""
@@ -130,16 +134,17 @@ class Collector:
             # Following a running submit holds every task (any may be sent anew): decided once.
             following = self._settings.wait and any(
                 submit_running(spec.ledger) for spec in self._specs)
-            for spec in self._specs:
+            for number, spec in enumerate(self._specs):
                 writer = ResultsLedgerWriter.open(results_ledger_path(spec.ledger))
                 stack.push_async_callback(writer.close)
+                room = max(0, self._window - sum(len(job.state.tracked) for job in self._jobs))
                 self._jobs.append(_Job(spec, JobState.place(
                     spec.manifest, spec.ledger, writer, following=following,
-                    on_placed=self._tally.add)))
+                    on_placed=self._tally.add, number=number, window=room)))
             caller = ApiCaller(self._client, self._limiters(), self._settings.caller,
                                stop=self._stop)
             error: BatcherError | None = None
-            with self._signal_handlers():
+            with stop_signals(self._request_stop, enabled=self._settings.handle_signals):
                 try:
                     await self._work(caller)
                 except BatcherError as raised:
@@ -178,6 +183,9 @@ class Collector:
         try:
             self._notify()
             await self._start_work(caller, list(self._each()))
+            if any(job.state.deferred for job in self._jobs):
+                self._feeding = asyncio.create_task(self._feed(caller))
+                self._feeding.add_done_callback(self._check)
             if self._settings.wait:
                 self._following = any(job.state.following for job in self._jobs)
                 follower = asyncio.create_task(self._follow_submit(caller))
@@ -191,7 +199,7 @@ class Collector:
                 await self._unless_stopped(self._downloads.drained())
         finally:
             timer.cancel()
-            for helper in (follower, finding):
+            for helper in (follower, finding, self._feeding):
                 if helper is not None:
                     helper.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -199,8 +207,9 @@ class Collector:
 
     async def _start_work(self, caller: ApiCaller, items: list[tuple[_Job, Tracked]]) -> None:
         """Recover, poll or download each task, as its placement says."""
-        await self._recover_duplicates(
-            caller, [(job, tracked) for job, tracked in items if tracked.work is Work.RECOVER])
+        await settle_duplicates(caller, [(job.spec.name, job.writer, tracked)
+                                         for job, tracked in items if tracked.work is Work.RECOVER],
+                                self._moved)
         # Oldest finished first: their URLs die first (the download semaphore is first come,
         # first served).
         for job, tracked in sorted(
@@ -229,6 +238,29 @@ class Collector:
             self._following = running
         self._wake.set()
 
+    async def _feed(self, caller: ApiCaller) -> None:
+        """Keep the window full: whenever fewer than half of it are held, place the next
+        deferred tasks (read from the ledgers in a worker thread: the loop keeps polling)."""
+        while not self._stop.is_set():
+            job = next((job for job in self._jobs if job.state.deferred), None)
+            if job is None:
+                break
+            room = self._window - self._held()
+            if room < (self._window + 1) // 2:
+                self._room.clear()
+                await self._unless_stopped(self._room.wait())
+                continue
+            placed = await asyncio.to_thread(job.state.take_deferred, room)
+            for old_state, tracked in placed:
+                job.state.hold(tracked)
+                self._moved(tracked, old_state)
+            await self._start_work(caller, [(job, tracked) for _, tracked in placed])
+        self._wake.set()
+
+    def _held(self) -> int:
+        """Tasks in the window: to be polled, or downloading."""
+        return len(self._by_id) + len(self._downloads)
+
     def _deadline(self) -> float:
         limits = [self._settings.timeout]  # a one pass is bounded too (docs/results.md)
         if self._settings.max_runtime is not None:
@@ -240,38 +272,6 @@ class Collector:
         which = "--max-runtime" if runtime is not None and (
             runtime <= self._settings.timeout) else "--timeout"
         self._request_stop(None, f"{which} reached")
-
-    async def _recover_duplicates(
-        self, caller: ApiCaller, wanted: list[tuple[_Job, Tracked]]
-    ) -> None:
-        if not wanted:
-            return
-        duplicates = [
-            Duplicate(tracked.key, tracked.who.sub_app_id, tracked.session_id,
-                      tracked.sending_times)
-            for _, tracked in wanted
-        ]
-        try:
-            verdicts = await recover(caller, duplicates, time.time())
-        except Stopped:
-            return
-        for job, tracked in wanted:
-            verdict = verdicts.get(tracked.key)
-            if verdict is None:
-                continue  # its listing failed: tried again next run
-            old_state = tracked.state
-            if isinstance(verdict, Lost):
-                await job.writer.lost(tracked.key, tracked.service, verdict.reason,
-                                      tracked.session_id)
-                tracked.fail(ResultState.LOST, "TaskIdNotRecovered", verdict.reason)
-                log.warning("%s: %s task %s is lost: %s", job.spec.name, tracked.service,
-                            tracked.key, verdict.reason)
-            else:
-                await job.writer.recovered(tracked.key, tracked.service, verdict.task_id,
-                                           tracked.session_id)
-                tracked.task_id, tracked.work = verdict.task_id, Work.POLL
-                tracked.state = ResultState.PENDING
-            self._moved(tracked, old_state)
 
     def _add_to_schedule(self, job: _Job, tracked: Tracked) -> None:
         # The key alone in the first manifest (a string the task holds already), with its
@@ -301,7 +301,8 @@ class Collector:
                 continue
             waits = [w for schedule in schedules if (w := schedule.wait()) is not None]
             wait = min(waits, default=None)
-            if wait is None and not self._polls and not self._following:
+            feeding = self._feeding is not None and not self._feeding.done()
+            if wait is None and not self._polls and not self._following and not feeding:
                 return
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -358,9 +359,10 @@ class Collector:
 
     def _forget(self, ident: str) -> None:
         """Never ask about `ident` again in this run (the schedule does not learn from it)."""
-        _, tracked = self._by_id.pop(ident)
+        job, tracked = self._by_id.pop(ident)
         self._vod_ids.pop(tracked.task_id, None)
         self._schedules[tracked.service].drop(ident)
+        job.state.settled(tracked)  # its ledgers say where it stands: pending, or failed
 
     def _poll_vod_now(self, task_id: str) -> bool:
         """vod's listing says `task_id` finished: poll it now (the schedule stays the fallback)."""
@@ -381,8 +383,6 @@ class Collector:
                 self._forget(ident)
             return
         schedule.finished(ident)
-        self._by_id.pop(ident, None)
-        self._vod_ids.pop(tracked.task_id, None)
         old_state = tracked.state
         if generation.stage is Stage.FAILED:
             assert generation.error is not None
@@ -391,14 +391,21 @@ class Collector:
             tracked.fail(ResultState.GENERATION_FAILED, generation.error.code,
                          generation.error.message)
             job.state.settled(tracked)
+            self._let_go(ident, tracked)
         else:
             await job.writer.generated(tracked.key, tracked.service, tracked.task_id,
                                        generation.files, generation.expires_at)
+            self._let_go(ident, tracked)  # in the window until the download holds it
             tracked.state, tracked.generated = ResultState.GENERATED, generation.files
             tracked.finished_at = time.time()
             tracked.expires_at = generation.expires_at
             self._start_download(job, tracked)
         self._moved(tracked, old_state)
+
+    def _let_go(self, ident: str, tracked: Tracked) -> None:
+        """`ident`'s polling is over (its answer written): out of the schedule's tasks."""
+        self._by_id.pop(ident, None)
+        self._vod_ids.pop(tracked.task_id, None)
 
     # --- downloads --------------------------------------------------------------------------
 
@@ -409,7 +416,12 @@ class Collector:
         self._polls.discard(poll)
         limit.release()
         self._wake.set()
+        self._room.set()
         self._check(poll)
+
+    def _download_ended(self, download: asyncio.Task[None]) -> None:
+        self._room.set()
+        self._check(download)
 
     def _check(self, task: asyncio.Task[None]) -> None:
         """A poll or download task ended: an error it raised stops the run, and is raised."""
@@ -454,21 +466,6 @@ class Collector:
         await self._downloads.cancel()
         if self._session is not None:
             await self._session.close()
-
-    @contextlib.contextmanager
-    def _signal_handlers(self) -> Iterator[None]:
-        if not self._settings.handle_signals:
-            yield
-            return
-        loop = asyncio.get_running_loop()
-        handled = {signal.SIGINT: ExitCode.SIGINT, signal.SIGTERM: ExitCode.SIGTERM}
-        for signum, code in handled.items():
-            loop.add_signal_handler(signum, self._request_stop, code, signum.name)
-        try:
-            yield
-        finally:
-            for signum in handled:
-                loop.remove_signal_handler(signum)
 
     # --- the end ----------------------------------------------------------------------------
 

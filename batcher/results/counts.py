@@ -72,8 +72,8 @@ class FinishedBacklog:
 
     def oldest(self) -> tuple[float, float | None] | None:
         """(finished at, expires at) of the oldest open one, None when there is none."""
-        # An entry is stale when its task settled, or when its ident (an id()) was reused by a
-        # task that finished at another time (the collector drops settled tasks).
+        # An entry is stale when its task settled, or when it finished again at another time
+        # (a regeneration: the same task, a new TaskId).
         while self._heap and self._open.get(self._heap[0][1], (None,))[0] != self._heap[0][0]:
             heapq.heappop(self._heap)
         return self._open[self._heap[0][1]] if self._heap else None
@@ -107,9 +107,9 @@ class Tally:
             expires = tracked.expires_at
             if expires is None and tracked.service == "mps":
                 expires = tracked.finished_at + MPS_URL_LIFETIME
-            self.backlog.finished(id(tracked), tracked.finished_at, expires)
+            self.backlog.finished(tracked.who.ident, tracked.finished_at, expires)
         elif old_state is ResultState.GENERATED:
-            self.backlog.settled(id(tracked))
+            self.backlog.settled(tracked.who.ident)
 
     def backlog_now(self, now: float) -> Backlog:
         """The finished tasks not on disk yet, as of `now` (Unix seconds)."""

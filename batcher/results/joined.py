@@ -17,10 +17,17 @@ edited since) is looked up alone.
         ...
     for row, task, submission, record in joined(manifest, ledger, order):
         ...
+    for row, task, submission, record in joined_rows(manifest, ledger, order, wanted):
+        ...   # only the rows whose byte in `wanted` is set
+
+`joined_rows` is how a run comes back for the tasks it counted but did not hold (the window:
+docs/results.md#memory): a chunk holding none of them costs a walk over its manifest rows, no
+read of the ledgers.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -61,6 +68,10 @@ class KeyOrder:
     def extend(self, keys: Iterable[str]) -> None:
         for key in keys:
             self._keys += bytes.fromhex(key)
+
+    def key(self, index: int) -> str:
+        """The key of task `index` (0-based), as hex."""
+        return self._keys[index * _KEY_BYTES:(index + 1) * _KEY_BYTES].hex()
 
     def chunk(self, start: int, size: int) -> set[str]:
         """The keys of tasks `start` to `start + size` (0-based), as hex."""
@@ -116,6 +127,31 @@ def reduced_joined(manifest: Manifest, ledger: Path, order: KeyOrder, total: int
         first = False
         for key, item in batch:
             yield item, submissions.get(key), records.get(key)
+
+
+def joined_rows(manifest: Manifest, ledger: Path, order: KeyOrder, wanted: bytearray,
+                chunk: int | None = None) -> Iterator[Joined]:
+    """`joined` for the tasks whose 1-based row has a byte other than 0 in `wanted` (read as it
+    stands when each chunk is reached); the ledgers are read only for chunks holding some."""
+    results_path = results_ledger_path(ledger)
+    tasks = enumerate(manifest.tasks(), 1)
+    chunk = chunk or chunk_size(len(order))
+    for start in range(0, len(order), chunk):
+        marks = wanted[start + 1:start + chunk + 1]
+        if not marks.strip(b"\0"):
+            deque(islice(tasks, chunk), maxlen=0)  # none wanted here: rows passed over
+            continue
+        keys = {order.key(start + at) for at, mark in enumerate(marks) if mark}
+        submissions = read_submissions(ledger, keys, warn=False)
+        records = replay_results(results_path, lean=True, keys=keys, warn=False).records
+        for row, task in islice(tasks, chunk):
+            if not wanted[row]:
+                continue
+            if task.key in keys:
+                yield row, task, submissions.get(task.key), records.get(task.key)
+            else:
+                yield _alone(row, task, ledger)
+        del submissions, records
 
 
 def chunk_size(total: int) -> int:

@@ -17,6 +17,7 @@ again as a stream, with the two ledgers into the report rows (`FinalRows`).
 from __future__ import annotations
 
 import enum
+import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +26,8 @@ from pathlib import Path
 
 from batcher.api.times import api_time_or_none
 from batcher.manifest import Manifest, Task
-from batcher.results.joined import CHUNK, Joined, KeyOrder, joined, reduced_joined
+from batcher.results.deferred import DeferredTasks
+from batcher.results.joined import CHUNK, Joined, KeyOrder, joined, joined_rows, reduced_joined
 from batcher.results.rows import ResultRow, ResultState
 from batcher.state.results_ledger import (
     DownloadedFile,
@@ -61,13 +63,20 @@ class TaskIdentity:
     prompt: str
     sub_app_id: int | None
     """The vod SubAppId the task was created in (its polls must name it)."""
+    manifest: int = 0
+    """Which of the run's manifests (0-based) the task is from."""
 
     @classmethod
-    def of(cls, row: int, task: Task) -> TaskIdentity:
+    def of(cls, row: int, task: Task, manifest: int = 0) -> TaskIdentity:
         prompt = task.params.get("Prompt")
         sub_app_id = task.params.get("SubAppId")
         return cls(row, task.key, task.service, prompt if isinstance(prompt, str) else "",
-                   sub_app_id if type(sub_app_id) is int else None)
+                   sub_app_id if type(sub_app_id) is int else None, manifest)
+
+    @property
+    def ident(self) -> int:
+        """The task's number in the run, the same whenever it is placed (manifest and row)."""
+        return (self.manifest << 40) | self.row
 
 
 @dataclass(slots=True)
@@ -195,10 +204,11 @@ class JobState:
     writes.
 
     Only the tasks this run works on are held (`tracked`, by key): those to poll, download or
-    recover, and those still settling. A task already final when the run starts is counted by
-    `place`'s caller and dropped, and one that settles in the ledger is `settled` and dropped
-    too; `final_rows` reads every task's state again from the two ledgers at the end. While
-    `following` a running submit, every task is held (any may be sent anew)."""
+    recover, and those still settling, up to a window of them; the others with work are
+    `deferred` and placed again later (`take_deferred`). A task already final when the run starts
+    is counted by `place`'s caller and dropped, and one that settles in the ledger is `settled`
+    and dropped too; `final_rows` reads every task's state again from the two ledgers at the end.
+    While `following` a running submit, every task is held (any may be sent anew)."""
 
     manifest: Manifest
     writer: ResultsLedgerWriter
@@ -211,6 +221,12 @@ class JobState:
     tracked: dict[str, Tracked] = field(default_factory=dict)
     order: KeyOrder | None = None
     """The manifest's keys, for a batch read a chunk at a time (`joined`)."""
+    number: int = 0
+    """The manifest's place among the run's (0-based)."""
+    deferred: DeferredTasks | None = None
+    """The tasks with work beyond the window, None when there were none."""
+    refill: Iterator[Joined] | None = field(default=None, repr=False)
+    """The deferred tasks' join, suspended between two `take_deferred`."""
 
     @property
     def following(self) -> bool:
@@ -218,37 +234,76 @@ class JobState:
 
     @classmethod
     def place(cls, manifest: Manifest, ledger: Path, writer: ResultsLedgerWriter, *,
-              following: bool, on_placed: Callable[[Tracked], None]) -> JobState:
+              following: bool, on_placed: Callable[[Tracked], None], number: int = 0,
+              window: int | None = None) -> JobState:
         """Every task of the manifest where the ledgers leave it, each handed to `on_placed`
-        (ManifestError if invalid); held only when this run has work for it."""
+        (ManifestError if invalid); held only when this run has work for it, and, unless
+        following, only `window` of those to poll or download (the rest `deferred`)."""
         report = manifest.validate()
+        identity = functools.partial(TaskIdentity.of, manifest=number)
         placed: Iterator[tuple[TaskIdentity, Submission | None, ResultRecord | None]]
         if following:
             tail = SubmitLedgerTail(ledger)
             tail.update()
             results = replay_results(results_ledger_path(ledger), lean=True)
-            job = cls(manifest, writer, ledger, tail, results)
+            job = cls(manifest, writer, ledger, tail, results, number=number)
             stream = _zipped(manifest, tail.submissions, results.records)
-            placed = ((TaskIdentity.of(row, task), submission, record)
+            placed = ((identity(row, task), submission, record)
                       for row, task, submission, record in stream)
         elif report.total <= CHUNK:
-            job = cls(manifest, writer, ledger, None, None)
-            placed = ((TaskIdentity.of(row, task), submission, record)
+            job = cls(manifest, writer, ledger, None, None, number=number)
+            placed = ((identity(row, task), submission, record)
                       for row, task, submission, record in joined(manifest, ledger, None))
         else:
             order = KeyOrder()
-            job = cls(manifest, writer, ledger, None, None, order=order)
-            placed = reduced_joined(manifest, ledger, order, report.total, TaskIdentity.of)
+            job = cls(manifest, writer, ledger, None, None, order=order, number=number)
+            placed = reduced_joined(manifest, ledger, order, report.total, identity)
+        room = None if following else window
         for who, submission, record in placed:
             tracked = track(who, submission, record)
             on_placed(tracked)
+            if tracked.work in (Work.POLL, Work.DOWNLOAD) and room is not None:
+                if room <= 0:
+                    if job.deferred is None:
+                        job.deferred = DeferredTasks(report.total)
+                    job.deferred.defer(who.row, tracked.state)
+                    continue
+                room -= 1
             if following or tracked.work is not Work.NOTHING:
                 job.tracked[who.key] = tracked
         return job
 
+    def take_deferred(self, limit: int) -> list[tuple[ResultState, Tracked]]:
+        """Up to `limit` deferred tasks, in manifest order, placed anew from the ledgers as they
+        stand now, each with the state it was counted in; `hold` those with work. It reads the
+        ledgers (a chunk at a time) and touches nothing but the deferred tasks: a worker
+        thread's job."""
+        if not self.deferred:
+            return []
+        if self.refill is None:
+            if self.order is None:  # a batch of one chunk: its keys are taken now
+                self.order = KeyOrder.of(self.manifest)
+            self.refill = joined_rows(self.manifest, self.ledger, self.order, self.deferred.marks)
+        taken: list[tuple[ResultState, Tracked]] = []
+        for row, task, submission, record in self.refill:
+            old_state = self.deferred.take(row)
+            taken.append((old_state, track(TaskIdentity.of(row, task, self.number), submission,
+                                           record)))
+            if len(taken) >= limit:
+                break
+        else:
+            self.deferred.drop_rest()
+        return taken
+
+    def hold(self, tracked: Tracked) -> None:
+        """Keep `tracked` (placed again by `take_deferred`) while this run works on it."""
+        if tracked.work is not Work.NOTHING:
+            self.tracked[tracked.key] = tracked
+
     def settled(self, tracked: Tracked) -> None:
-        """`tracked` reached a final state that its results ledger line says in full (downloaded,
-        generation failed): no longer held, unless following a submit."""
+        """`tracked` reached a state that its ledgers say in full (downloaded, generation failed,
+        or still pending when a single pass is done asking): no longer held, unless following a
+        submit."""
         if self.tail is None:
             self.tracked.pop(tracked.key, None)
 

@@ -6,14 +6,19 @@ is seen at once, whatever is being waited for::
 
     if await unless_stopped(limiter.acquire(), stop) is STOPPED:
         return
+
+`stop_signals` turns SIGINT and SIGTERM into such a stop while a run works.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Coroutine
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import TypeVar
+
+from batcher.exceptions import ExitCode
 
 T = TypeVar("T")
 
@@ -51,3 +56,21 @@ async def unless_stopped(awaitable: Awaitable[T], stop: asyncio.Event | None) ->
     with contextlib.suppress(asyncio.CancelledError):
         await work
     return STOPPED
+
+
+@contextlib.contextmanager
+def stop_signals(request_stop: Callable[[ExitCode, str], None], *, enabled: bool) -> Iterator[None]:
+    """While inside: SIGINT and SIGTERM call `request_stop(exit code, signal name)` instead of
+    killing the process (`enabled` False: left as they are, for a library caller's own loop)."""
+    if not enabled:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    handled = {signal.SIGINT: ExitCode.SIGINT, signal.SIGTERM: ExitCode.SIGTERM}
+    for signum, code in handled.items():
+        loop.add_signal_handler(signum, request_stop, code, signum.name)
+    try:
+        yield
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)

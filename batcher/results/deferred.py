@@ -1,0 +1,59 @@
+"""The tasks a collect run has counted but does not hold yet: the window that keeps its memory
+flat however large the batch (docs/results.md#memory).
+
+A run holds at most `WINDOW` tasks with work (to poll or to download) at once. The others of a
+large batch are noted here when they are placed, one byte per manifest row (the state each was
+counted in: 1 MB at a million tasks), and are placed again from the ledgers, in manifest order,
+whenever the held ones fall below half the window. Tasks are submitted in manifest order, so the
+oldest are held first, and their URLs, which die first, are fetched first.
+
+    deferred = DeferredTasks(rows=1_000_000)
+    deferred.defer(row=20_001, state=ResultState.PENDING)
+    joined_rows(manifest, ledger, order, deferred.marks)  # the deferred rows, joined again
+    deferred.take(20_001)                                 # -> ResultState.PENDING
+"""
+
+from __future__ import annotations
+
+from batcher.results.rows import ResultState
+
+WINDOW = 20_000
+"""Tasks with work held at most (about 1.5 KB each: 30 MB)."""
+
+_STATES = tuple(ResultState)
+
+
+class DeferredTasks:
+    """Rows of a manifest deferred by a run, each with the state it was counted in."""
+
+    __slots__ = ("count", "marks")
+
+    def __init__(self, rows: int) -> None:
+        self.marks = bytearray(rows + 1)
+        """Byte `row` (1-based): 0 if not deferred, else 1 + the index of its counted state."""
+        self.count = 0
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def __repr__(self) -> str:
+        return f"<DeferredTasks {self.count}>"
+
+    def defer(self, row: int, state: ResultState) -> None:
+        if row >= len(self.marks):  # the manifest grew while it was being read
+            self.marks.extend(bytes(row + 1 - len(self.marks)))
+        if not self.marks[row]:
+            self.count += 1
+        self.marks[row] = _STATES.index(state) + 1
+
+    def take(self, row: int) -> ResultState:
+        """`row` is placed again: no longer deferred; the state it was counted in."""
+        code = self.marks[row]
+        self.marks[row] = 0
+        self.count -= 1
+        return _STATES[code - 1]
+
+    def drop_rest(self) -> None:
+        """The manifest holds no more of them (edited meanwhile): none is deferred any more."""
+        self.marks = bytearray(len(self.marks))
+        self.count = 0
