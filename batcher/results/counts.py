@@ -69,6 +69,11 @@ class FinishedBacklog:
     def settled(self, ident: int) -> None:
         """Downloaded, expired or dropped: no longer waiting for its files."""
         self._open.pop(ident, None)
+        if len(self._heap) > 2 * len(self._open) + 1024:
+            # Nothing may ask `oldest` for hours: the stale entries of a million settled tasks
+            # must not pile up meanwhile (memory follows the open ones; amortised O(1)).
+            self._heap = [(finished_at, key) for key, (finished_at, _) in self._open.items()]
+            heapq.heapify(self._heap)
 
     def oldest(self) -> tuple[float, float | None] | None:
         """(finished at, expires at) of the oldest open one, None when there is none."""

@@ -150,7 +150,9 @@ class PollSchedule:
         entry.last_poll = now
         self._in_flight.add(key)
         self.polls += 1
-        self._recent.append(now)
+        if self._rate is not None:  # with no cap there is no idle budget to tell
+            self._recent.append(now)
+            self._trim_recent(now)  # a batch always due never waits: trimmed here too
         return key
 
     def wait(self) -> float | None:
@@ -247,9 +249,13 @@ class PollSchedule:
     def _idle(self, now: float) -> bool:
         if self._rate is None:
             return False
+        self._trim_recent(now)
+        return len(self._recent) < self._rate * IDLE_SHARE
+
+    def _trim_recent(self, now: float) -> None:
+        """Keep the polls of the last second only."""
         while self._recent and self._recent[0] <= now - 1.0:
             self._recent.popleft()
-        return len(self._recent) < self._rate * IDLE_SHARE
 
     def _prune(self) -> None:
         """Drop heap heads of tasks that finished meanwhile, or that are being asked right now
