@@ -18,6 +18,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -34,6 +35,20 @@ BATCHER = (sys.executable, "-m", "batcher")
 
 START_TIMEOUT = 30.0
 
+_OWN_PEAK = """
+import atexit, os, runpy, sys
+def _peak():
+    with open("/proc/self/status") as status, open(os.environ["BENCH_PEAK_FILE"], "w") as out:
+        out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+atexit.register(_peak)
+sys.argv = ["batcher", *sys.argv[1:]]
+runpy.run_module("batcher", run_name="__main__", alter_sys=True)
+"""
+"""`python -m batcher` that writes its own peak (VmHWM, KiB) to $BENCH_PEAK_FILE as it exits.
+`ru_maxrss` is no measure of a child of this process: Linux starts a child's at the size of the
+parent it forked from, and this parent may hold an in-process emulator of a million tasks; the
+high-water mark of the child's own address space starts again at exec."""
+
 
 @dataclass(frozen=True, slots=True)
 class Measured:
@@ -46,8 +61,8 @@ class Measured:
     user: float
     system: float
     max_rss_mb: float
-    """Peak resident set size (ru_maxrss), MiB. An upper bound: on Linux a child's peak starts
-    at its parent's size when it forks (exec keeps the larger), so this process stays small."""
+    """Peak resident set size, MiB: a batcher command's own (VmHWM, `_OWN_PEAK`), another
+    command's ru_maxrss (an upper bound: it starts at this process's size)."""
 
     @property
     def cpu(self) -> float:
@@ -75,18 +90,24 @@ def batcher_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _reap(process: subprocess.Popen[Any], argv: Sequence[str], started: float) -> Measured:
+def _reap(process: subprocess.Popen[Any], argv: Sequence[str], started: float,
+          peak_file: Path | None = None) -> Measured:
     """Wait for `process` with wait4: its exit status and its own resource usage."""
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    peak_kib = usage.ru_maxrss  # KiB on Linux
+    if peak_file is not None:
+        with contextlib.suppress(OSError, ValueError):
+            peak_kib = int(peak_file.read_text())
+        peak_file.unlink(missing_ok=True)
     return Measured(
         argv=tuple(argv),
         returncode=process.returncode,
         wall=wall,
         user=usage.ru_utime,
         system=usage.ru_stime,
-        max_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+        max_rss_mb=peak_kib / 1024,
     )
 
 
@@ -100,9 +121,16 @@ def run_measured(
 ) -> Measured:
     """Run `argv` to its end and measure it. With `on_stdout`, stdout is a pipe handed to it
     (to stream a large output without holding it); otherwise it goes to `stdout`."""
+    command, peak_file = list(argv), None
+    if tuple(argv[:len(BATCHER)]) == BATCHER and Path("/proc/self/status").exists():
+        fd, name = tempfile.mkstemp(prefix="bench-peak-")
+        os.close(fd)
+        peak_file = Path(name)
+        command = [sys.executable, "-c", _OWN_PEAK, *argv[len(BATCHER):]]
+        env = {**(os.environ if env is None else env), "BENCH_PEAK_FILE": name}
     started = time.perf_counter()
     process = subprocess.Popen(
-        list(argv),
+        command,
         env=env,
         stdout=subprocess.PIPE if on_stdout is not None else stdout,
         stderr=stderr,
@@ -114,9 +142,9 @@ def run_measured(
                 on_stdout(process.stdout)
     except BaseException:
         process.kill()
-        _reap(process, argv, started)
+        _reap(process, argv, started, peak_file)
         raise
-    return _reap(process, argv, started)
+    return _reap(process, argv, started, peak_file)
 
 
 def run_json(argv: Sequence[str], *, env: dict[str, str] | None = None) -> tuple[Measured, Any]:
