@@ -26,6 +26,7 @@ from batcher.library.submit import account_for
 from batcher.manifest import Manifest, Task, load_manifest
 from batcher.results.collect_job import CollectJob, CollectSettings
 from batcher.results.collection import collect
+from batcher.results.joined import KeyOrder
 from batcher.results.rows import ResultState
 from batcher.results.schedule import PollTiming
 from batcher.results.tracking import JobState, Tracked, Work
@@ -206,3 +207,16 @@ class _Downloaded:
 
     def changed(self, counts: Mapping[ResultState, int]) -> None:
         self.seen.append(counts[ResultState.DOWNLOADED])
+
+
+def test_a_key_is_found_by_its_own_16_bytes_never_across_two_keys() -> None:
+    order = KeyOrder()
+    keys = [f"{n:032x}" for n in range(1, 9_000)] + ["ab" * 16, "cd" * 16]
+    order.extend(keys)
+    assert order.index("cd" * 16) == len(keys) - 1
+    assert order.index("ab" * 16, near=[0]) == len(keys) - 2  # not near the hint: found anyway
+    assert order.index(keys[5_000], near=[4_990]) == 5_000
+    straddling = ("ab" * 16)[16:] + ("cd" * 16)[:16]  # the tail of one and the head of the next
+    assert order.index(straddling) is None
+    assert order.index("not hex") is None
+    assert order.index("ab" * 8) is None
