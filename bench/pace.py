@@ -7,21 +7,27 @@
    last finish, measured from the submit's start);
 2. `collect` over M finished tasks, emulator caps lifted: wall time, CPU per task, peak RSS
    (≤ 100 MiB at 20,000, ≤ 150 MiB at 1,000,000), gallery size, and the rerun over the finished
-   batch (the time to rewrite the reports).
+   batch (the time to rewrite the reports);
+3. `collect --wait` started beside a running `submit` of F tasks, caps lifted: it follows the
+   submit's ledger as it grows; its peak RSS (≤ 150 MiB: the batch is not held), wall time, CPU
+   per task, and how long after the submit it ends.
 
     .venv/bin/python bench/run.py --only pace --pace-tasks 1000 --pace-scale 200000
     .venv/bin/python bench/run.py --only pace --pace-tasks 0 --pace-scale 20000   # 2. alone
+    .venv/bin/python bench/run.py --only pace --pace-tasks 0 --pace-scale 0 --pace-follow 200000
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 from collect import POLL_ACTIONS, _collect, _collect_beside_submit, _config, _last_finish, _submit
 from manifests import write_csv, write_matrix_yaml
+from procs import Measured
 from table import Row
 
 from batcher.emulator.config import GenerationConfig
@@ -79,12 +85,45 @@ async def large(workdir: Path, tasks: int) -> tuple[list[Row], dict[str, Any]]:
                   "exit": [first.returncode, rerun.returncode]}
 
 
-def run_pace(workdir: Path, per_service: int, scale: int) -> tuple[list[Row], dict[str, Any]]:
+async def _ended(measuring: Awaitable[Measured]) -> tuple[Measured, float]:
+    """A measured command, and when it ended (perf_counter)."""
+    measured = await measuring
+    return measured, time.perf_counter()
+
+
+async def follow(workdir: Path, tasks: int) -> tuple[list[Row], dict[str, Any]]:
+    manifest = write_csv(workdir / "pace-follow.csv", tasks)
+    instant = GenerationConfig(seconds=0.0, image_bytes=2048)
+    async with running_emulator(_config(rate=0, generation=instant)) as emulator:
+        submitting = asyncio.create_task(_ended(_submit(manifest, emulator.url)))
+        ledger = manifest.with_suffix(".ledger.jsonl")
+        while not ledger.exists() and not submitting.done():
+            await asyncio.sleep(0.01)
+        collected, ended = await _ended(_collect(manifest, emulator.url, "--wait",
+                                                 "--poll-rate", "0", "--expected-generation",
+                                                 "1s"))
+        submitted, submit_ended = await submitting
+    lag = ended - submit_ended  # below 0: collect ended first, and did not follow it
+    rows = [
+        Row("pace", f"collect --wait beside a submit of {tasks:,} tasks: peak RSS",
+            round(collected.max_rss_mb, 1), "MiB", "<= 150", collected.max_rss_mb <= 150),
+        Row("pace", "  its wall / the submit's", f"{collected.wall:.1f} / {submitted.wall:.1f}",
+            "s"),
+        Row("pace", "  CPU per task", round(1e6 * collected.cpu / tasks, 1), "µs"),
+        Row("pace", "  ended after the submit", round(lag, 1), "s"),
+    ]
+    return rows, {"tasks": tasks, "collect": collected.as_dict(), "submit": submitted.as_dict(),
+                  "lag_s": round(lag, 3), "exit": [collected.returncode, submitted.returncode]}
+
+
+def run_pace(workdir: Path, per_service: int, scale: int,
+             follow_tasks: int = 0) -> tuple[list[Row], dict[str, Any]]:
     async def measure() -> tuple[list[Row], dict[str, Any]]:
         rows, details = [], {}
-        steps = {"side_by_side": (side_by_side, per_service), "large": (large, scale)}
+        steps = {"side_by_side": (side_by_side, per_service), "large": (large, scale),
+                 "follow": (follow, follow_tasks)}
         for name, (step, count) in steps.items():
-            if count <= 0:  # --pace-tasks 0 / --pace-scale 0: that part is not run
+            if count <= 0:  # --pace-tasks 0 / --pace-scale 0 / --pace-follow 0: not run
                 continue
             section, details[name] = await step(workdir, count)
             rows += section

@@ -26,7 +26,8 @@ from the emulator's own log or the operating system's accounting of the child, s
 9. pace (pace.py): N vod + N mps tasks of 15 s ± 50% at the real caps, `submit` and `collect
    --wait` side by side (status requests per task per service, how long after the last finish
    collect ends), and `collect` over a large finished batch, caps lifted (wall, CPU per task,
-   peak RSS, gallery size, the rerun); `--pace-scale 1000000` for the million-task case.
+   peak RSS, gallery size, the rerun); `--pace-scale 1000000` for the million-task case; and
+   `collect --wait` started beside a running submit of `--pace-follow` tasks (peak RSS, wall).
 
 It prints a table (metric / measured / target / pass) and writes it as JSON to
 bench/results/bench-<UTC time>.json and bench/results/latest.json. Benchmarks print figures; the
@@ -66,11 +67,11 @@ SECTIONS = ("startup", "rate", "cost", "scale", "shared", "collect", "gallery", 
 FULL = {"rate_per_service": 1000, "cost_tasks": 5000, "scale_rows": 1_000_000,
         "shared_per_service": 200, "collect_finished": 2000, "collect_waiting": 1000,
         "collect_beside": 400, "collect_downloads": 200, "gallery_rows": 200_000,
-        "pace_tasks": 1000, "pace_scale": 200_000}
+        "pace_tasks": 1000, "pace_scale": 200_000, "pace_follow": 100_000}
 QUICK = {"rate_per_service": 200, "cost_tasks": 1000, "scale_rows": 100_000,
          "shared_per_service": 100, "collect_finished": 200, "collect_waiting": 200,
          "collect_beside": 100, "collect_downloads": 50, "gallery_rows": 20_000,
-        "pace_tasks": 200, "pace_scale": 20_000}
+        "pace_tasks": 200, "pace_scale": 20_000, "pace_follow": 5_000}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -93,6 +94,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="tasks per service of the side-by-side pace run (0: skip it)")
     parser.add_argument("--pace-scale", type=int,
                         help="finished tasks of the large collect (1000000: the million case)")
+    parser.add_argument("--pace-follow", type=int,
+                        help="tasks of the collect --wait started beside a running submit")
     parser.add_argument("--shared-per-service", type=int,
                         help="tasks per service and process, shared stores and latency")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
@@ -124,7 +127,7 @@ def run_sections(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], di
                                        args.collect_beside, args.collect_downloads),
         "gallery": lambda: run_gallery(workdir, args.gallery_rows),
         "spend": lambda: run_spend(workdir),
-        "pace": lambda: run_pace(workdir, args.pace_tasks, args.pace_scale),
+        "pace": lambda: run_pace(workdir, args.pace_tasks, args.pace_scale, args.pace_follow),
     }
     rows: list[Row] = []
     details: dict[str, Any] = {}

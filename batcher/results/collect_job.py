@@ -48,6 +48,24 @@ class CollectSettings:
     window: int = WINDOW
     """Tasks to poll or download held at once; the others wait, counted (docs/results.md#memory)."""
 
+    def deadline(self) -> tuple[float, str]:
+        """The seconds the run may take (a single pass is bounded too: docs/results.md), and the
+        option that says so."""
+        runtime = self.max_runtime
+        if runtime is not None and runtime <= self.timeout:
+            return min(runtime, _FOREVER), "--max-runtime"
+        return min(self.timeout, _FOREVER), "--timeout"
+
+    def rate_of(self, cap: float) -> float:
+        """An action's requests per second: its cap, lowered by `poll_rate` (0: no cap)."""
+        if self.poll_rate is None:
+            return cap
+        return min(cap, self.poll_rate) if self.poll_rate > 0 else 0
+
+
+_FOREVER = 10 * 365 * 86400.0
+"""A bound that the event loop's timer can hold (an unbounded run: ten years)."""
+
 
 @dataclass(frozen=True, slots=True)
 class CollectJob:
@@ -102,3 +120,13 @@ class CollectResult:
 
 LimiterFactory = Callable[[str, str, float], RateLimiter]
 """(service, action, rate) -> the limiter of that action's cap."""
+
+
+def exit_code_of(counts: Mapping[ResultState, int], needs_recovery: bool) -> ExitCode:
+    """A finished run's exit code from its tasks per state (docs/exit-codes.md#collect): 75 while
+    some are unfinished (or a duplicate's TaskId is still to recover), 1 when some failed."""
+    if needs_recovery or any(counts[state] for state in UNFINISHED_STATES):
+        return ExitCode.TIME_LIMIT
+    if any(counts[state] for state in FAILED_STATES):
+        return ExitCode.TASKS_NOT_DONE
+    return ExitCode.OK

@@ -46,6 +46,7 @@ from batcher.results.collect_job import (
     CollectSettings,
     JobReport,
     LimiterFactory,
+    exit_code_of,
 )
 from batcher.results.counts import Tally
 from batcher.results.disk import disk_error
@@ -53,6 +54,7 @@ from batcher.results.download import download_session, download_task_files
 from batcher.results.download_queue import DownloadQueue
 from batcher.results.duplicates import settle_duplicates
 from batcher.results.finder import FinishedFinder, bring_forward
+from batcher.results.follow import FOLLOW_INTERVAL
 from batcher.results.outcomes import Generation, Stage, read_generation
 from batcher.results.reports import write_reports
 from batcher.results.rows import ResultState
@@ -67,8 +69,6 @@ from batcher.wire.errors import ApiError, ErrorClass, printable
 
 log = logging.getLogger("batcher")
 
-FOLLOW_INTERVAL = 1.0
-"""Seconds between two reads of a submit ledger that a running submit is appending to."""
 __all__ = [
     "DEFAULT_TIMEOUT", "FAILED_STATES", "FINAL_STATES", "UNFINISHED_STATES", "Backlog",
     "CollectJob", "CollectObserver", "CollectResult", "CollectSettings", "Collector", "JobReport",
@@ -127,11 +127,14 @@ class Collector:
         self._room = asyncio.Event()
         """Set when a held task is let go: the window may take deferred ones in."""
         self._feeding: asyncio.Task[None] | None = None
+        self._deferring = asyncio.Lock()
+        """Held by the feeder while its worker thread reads the deferred marks, and by the
+        follower while it defers or places tasks: one at a time."""
 
     async def run(self) -> CollectResult:
         """Lock, place, work, write the reports; LedgerLocked (3) or ManifestError (2) first."""
         async with contextlib.AsyncExitStack() as stack:
-            # Following a running submit holds every task (any may be sent anew): decided once.
+            # Whether to follow a running submit's ledger as it grows: decided once.
             following = self._settings.wait and any(
                 submit_running(spec.ledger) for spec in self._specs)
             for number, spec in enumerate(self._specs):
@@ -165,8 +168,7 @@ class Collector:
         limiters: dict[tuple[str, str], RateLimiter] = {}
         for service in SERVICES.values():
             for action, cap in service.caps.items():
-                rate = cap if self._settings.poll_rate is None else (
-                    min(cap, self._settings.poll_rate) if self._settings.poll_rate > 0 else 0)
+                rate = self._settings.rate_of(cap)
                 limiters[(service.name, action)] = self._limiter_for(service.name, action, rate)
                 if action == service.poll_action:
                     self._schedules[service.name] = PollSchedule(
@@ -176,16 +178,15 @@ class Collector:
     # --- the work ---------------------------------------------------------------------------
 
     async def _work(self, caller: ApiCaller) -> None:
-        deadline = self._deadline()
-        timer = asyncio.get_running_loop().call_later(deadline, self._deadline_passed)
+        deadline, which = self._settings.deadline()
+        timer = asyncio.get_running_loop().call_later(
+            deadline, self._request_stop, None, f"{which} reached")
         follower: asyncio.Task[None] | None = None
         finding: asyncio.Task[None] | None = None
         try:
             self._notify()
             await self._start_work(caller, list(self._each()))
-            if any(job.state.deferred for job in self._jobs):
-                self._feeding = asyncio.create_task(self._feed(caller))
-                self._feeding.add_done_callback(self._check)
+            self._start_feeding(caller)
             if self._settings.wait:
                 self._following = any(job.state.following for job in self._jobs)
                 follower = asyncio.create_task(self._follow_submit(caller))
@@ -228,15 +229,34 @@ class Collector:
         while self._following:
             await asyncio.sleep(FOLLOW_INTERVAL)
             running = any(submit_running(job.spec.ledger) for job in self._jobs)
-            placed = []
-            for job in self._jobs:
-                for old_state, tracked in job.state.refresh():
-                    self._moved(tracked, old_state)
-                    placed.append((job, tracked))
+            async with self._deferring:
+                placed = [(job, tracked) for job in self._jobs
+                          for tracked in self._placed_anew(job, caller)]
             if placed:
                 await self._start_work(caller, placed)
             self._following = running
         self._wake.set()
+
+    def _placed_anew(self, job: _Job, caller: ApiCaller) -> list[Tracked]:
+        """The tasks a followed submit named, counted anew; held if they have work (or deferred)."""
+        held: list[Tracked] = []
+        for old_state, tracked in job.state.refresh():
+            if tracked.work in (Work.POLL, Work.DOWNLOAD) and (
+                    self._held() + len(held) >= self._window):
+                job.state.defer(tracked)
+                self._start_feeding(caller)
+            elif tracked.work is not Work.NOTHING:
+                job.state.hold(tracked)
+                held.append(tracked)
+            self._moved(tracked, old_state)
+        return held
+
+    def _start_feeding(self, caller: ApiCaller) -> None:
+        """Take deferred tasks in as the window empties, unless that is under way already."""
+        feeding = self._feeding is not None and not self._feeding.done()
+        if not feeding and any(job.state.deferred for job in self._jobs):
+            self._feeding = asyncio.create_task(self._feed(caller))
+            self._feeding.add_done_callback(self._check)
 
     async def _feed(self, caller: ApiCaller) -> None:
         """Keep the window full: whenever fewer than half of it are held, place the next
@@ -250,28 +270,17 @@ class Collector:
                 self._room.clear()
                 await self._unless_stopped(self._room.wait())
                 continue
-            placed = await asyncio.to_thread(job.state.take_deferred, room)
-            for old_state, tracked in placed:
-                job.state.hold(tracked)
-                self._moved(tracked, old_state)
+            async with self._deferring:
+                placed = await asyncio.to_thread(job.state.take_deferred, room)
+                for old_state, tracked in placed:
+                    job.state.hold(tracked)
+                    self._moved(tracked, old_state)
             await self._start_work(caller, [(job, tracked) for _, tracked in placed])
         self._wake.set()
 
     def _held(self) -> int:
         """Tasks in the window: to be polled, or downloading."""
         return len(self._by_id) + len(self._downloads)
-
-    def _deadline(self) -> float:
-        limits = [self._settings.timeout]  # a one pass is bounded too (docs/results.md)
-        if self._settings.max_runtime is not None:
-            limits.append(self._settings.max_runtime)
-        return min(min(limits), 10 * 365 * 86400.0)
-
-    def _deadline_passed(self) -> None:
-        runtime = self._settings.max_runtime
-        which = "--max-runtime" if runtime is not None and (
-            runtime <= self._settings.timeout) else "--timeout"
-        self._request_stop(None, f"{which} reached")
 
     def _add_to_schedule(self, job: _Job, tracked: Tracked) -> None:
         # The key alone in the first manifest (a string the task holds already), with its
@@ -476,6 +485,7 @@ class Collector:
 
     def _moved(self, tracked: Tracked, old_state: ResultState) -> None:
         """`tracked` went from `old_state` to its state: the counts follow, in O(1)."""
+        self._jobs[tracked.who.manifest].state.count(tracked)
         if self._tally.moved(tracked, old_state):
             self._notify()
 
@@ -486,10 +496,5 @@ class Collector:
     def _exit_code(self) -> ExitCode:
         if self._stop_exit is not None:
             return self._stop_exit
-        states = self._tally.states.counts
         needs_recovery = any(t.work is Work.RECOVER for _, t in self._each())
-        if needs_recovery or any(states[state] for state in UNFINISHED_STATES):
-            return ExitCode.TIME_LIMIT
-        if any(states[state] for state in FAILED_STATES):
-            return ExitCode.TASKS_NOT_DONE
-        return ExitCode.OK
+        return exit_code_of(self._tally.states.counts, needs_recovery)

@@ -42,6 +42,8 @@ CHUNK = 10_000
 MAX_CHUNKS = 32
 """Chunks per batch at most: each costs one pass over each ledger."""
 _KEY_BYTES = 16
+NEAR = 4096
+"""Tasks on either side of a hint that `KeyOrder.index` searches first."""
 
 Joined = tuple[int, Task, Submission | None, ResultRecord | None]
 """(1-based row, task, its submission, its results record)."""
@@ -72,6 +74,30 @@ class KeyOrder:
     def key(self, index: int) -> str:
         """The key of task `index` (0-based), as hex."""
         return self._keys[index * _KEY_BYTES:(index + 1) * _KEY_BYTES].hex()
+
+    def index(self, key: str, near: Iterable[int] = ()) -> int | None:
+        """The 0-based index of `key` (None if the manifest has no such task), searched first
+        within `NEAR` tasks of each index in `near`, then everywhere (16 MB scanned at C speed
+        at a million tasks)."""
+        try:
+            wanted = bytes.fromhex(key)
+        except ValueError:
+            return None
+        if len(wanted) != _KEY_BYTES:
+            return None
+        for around in near:
+            found = self._find(wanted, max(0, around - NEAR), around + NEAR)
+            if found is not None:
+                return found
+        return self._find(wanted, 0, len(self))
+
+    def _find(self, wanted: bytes, start: int, end: int) -> int | None:
+        keys, at, stop = self._keys, start * _KEY_BYTES, min(len(self._keys), end * _KEY_BYTES)
+        while (at := keys.find(wanted, at, stop)) != -1:
+            if at % _KEY_BYTES == 0:  # not the tail of one key and the head of the next
+                return at // _KEY_BYTES
+            at += 1
+        return None
 
     def chunk(self, start: int, size: int) -> set[str]:
         """The keys of tasks `start` to `start + size` (0-based), as hex."""

@@ -10,8 +10,9 @@ A TaskId the results ledger has not heard of (a regeneration's new one) starts a
 `Tracked` is mutable: the collector moves it forward as polls and downloads settle, and
 `to_row` renders it as the `ResultRow` that results.csv and the gallery show. `JobState` holds a
 manifest's unfinished tasks only (memory stays flat whatever the batch: docs/results.md), follows
-its submit ledger as a running `submit` appends to it, and at the end joins the manifest, read
-again as a stream, with the two ledgers into the report rows (`FinalRows`).
+its submit ledger as a running `submit` appends to it (`follow.SubmitFollower`), and at the end
+joins the manifest, read again as a stream, with the two ledgers into the report rows
+(`FinalRows`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from batcher.api.times import api_time_or_none
 from batcher.manifest import Manifest, Task
 from batcher.results.deferred import DeferredTasks
+from batcher.results.follow import SubmitFollower
 from batcher.results.joined import CHUNK, Joined, KeyOrder, joined, joined_rows, reduced_joined
 from batcher.results.rows import ResultRow, ResultState
 from batcher.state.results_ledger import (
@@ -35,11 +37,10 @@ from batcher.state.results_ledger import (
     ResultEvent,
     ResultRecord,
     ResultsLedgerWriter,
-    ResultsReplay,
     replay_results,
     results_ledger_path,
 )
-from batcher.state.submissions import Submission, SubmitLedgerTail, read_submissions
+from batcher.state.submissions import Submission, read_submissions
 
 
 class Work(enum.Enum):
@@ -208,68 +209,72 @@ class JobState:
     `deferred` and placed again later (`take_deferred`). A task already final when the run starts
     is counted by `place`'s caller and dropped, and one that settles in the ledger is `settled`
     and dropped too; `final_rows` reads every task's state again from the two ledgers at the end.
-    While `following` a running submit, every task is held (any may be sent anew)."""
+    While `following` a running submit, the tasks its new lines name are placed anew
+    (`refresh`), found by key in the manifest's key order: 17 bytes held a task of the batch."""
 
     manifest: Manifest
     writer: ResultsLedgerWriter
     ledger: Path
     """The submit ledger."""
-    tail: SubmitLedgerTail | None
-    """Its submissions, kept up to date while following a running submit (else None)."""
-    results: ResultsReplay | None
-    """The results ledger as the run found it, kept only while following (for `refresh`)."""
+    follower: SubmitFollower[TaskIdentity] | None = None
+    """What a running submit appends, while following one (else None)."""
     tracked: dict[str, Tracked] = field(default_factory=dict)
     order: KeyOrder | None = None
     """The manifest's keys, for a batch read a chunk at a time (`joined`)."""
     number: int = 0
     """The manifest's place among the run's (0-based)."""
+    rows: int = 0
+    """Tasks in the manifest when it was placed."""
     deferred: DeferredTasks | None = None
     """The tasks with work beyond the window, None when there were none."""
     refill: Iterator[Joined] | None = field(default=None, repr=False)
     """The deferred tasks' join, suspended between two `take_deferred`."""
+    refill_took: int = 0
+    """Tasks the current pass of `refill` has taken."""
 
     @property
     def following(self) -> bool:
-        return self.tail is not None
+        return self.follower is not None
 
     @classmethod
     def place(cls, manifest: Manifest, ledger: Path, writer: ResultsLedgerWriter, *,
               following: bool, on_placed: Callable[[Tracked], None], number: int = 0,
               window: int | None = None) -> JobState:
         """Every task of the manifest where the ledgers leave it, each handed to `on_placed`
-        (ManifestError if invalid); held only when this run has work for it, and, unless
-        following, only `window` of those to poll or download (the rest `deferred`)."""
+        (ManifestError if invalid); held only when this run has work for it, and only `window`
+        of those to poll or download (the rest `deferred`). `following`: a submit is appending
+        to the ledger, and `refresh` takes in what it appends."""
         report = manifest.validate()
         identity = functools.partial(TaskIdentity.of, manifest=number)
+        # What a running submit appends from now on is read by `refresh`, even the lines the
+        # placement below reads too (`SubmitFollower` looks those up again).
+        offset = _size_of(ledger) if following else 0
         placed: Iterator[tuple[TaskIdentity, Submission | None, ResultRecord | None]]
-        if following:
-            tail = SubmitLedgerTail(ledger)
-            tail.update()
-            results = replay_results(results_ledger_path(ledger), lean=True)
-            job = cls(manifest, writer, ledger, tail, results, number=number)
-            stream = _zipped(manifest, tail.submissions, results.records)
-            placed = ((identity(row, task), submission, record)
-                      for row, task, submission, record in stream)
-        elif report.total <= CHUNK:
-            job = cls(manifest, writer, ledger, None, None, number=number)
+        keys = KeyOrder()
+        if report.total <= CHUNK:
+            job = cls(manifest, writer, ledger, number=number, rows=report.total)
             placed = ((identity(row, task), submission, record)
                       for row, task, submission, record in joined(manifest, ledger, None))
         else:
-            order = KeyOrder()
-            job = cls(manifest, writer, ledger, None, None, order=order, number=number)
-            placed = reduced_joined(manifest, ledger, order, report.total, identity)
-        room = None if following else window
+            job = cls(manifest, writer, ledger, order=keys, number=number, rows=report.total)
+            placed = reduced_joined(manifest, ledger, keys, report.total, identity)
+        if following:
+            job.follower = SubmitFollower(manifest, ledger, keys, identity, offset=offset,
+                                          rows=report.total)
+        room = window
         for who, submission, record in placed:
             tracked = track(who, submission, record)
             on_placed(tracked)
+            if job.follower is not None:
+                job.follower.counted.set(who.row, tracked.state)
+                if job.order is None:  # a small batch: its keys are noted here, for the follower
+                    keys.extend((who.key,))
             if tracked.work in (Work.POLL, Work.DOWNLOAD) and room is not None:
                 if room <= 0:
-                    if job.deferred is None:
-                        job.deferred = DeferredTasks(report.total)
-                    job.deferred.defer(who.row, tracked.state)
+                    job.defer(tracked)
                     continue
                 room -= 1
-            if following or tracked.work is not Work.NOTHING:
+            if tracked.work is not Work.NOTHING:
                 job.tracked[who.key] = tracked
         return job
 
@@ -284,6 +289,7 @@ class JobState:
             if self.order is None:  # a batch of one chunk: its keys are taken now
                 self.order = KeyOrder.of(self.manifest)
             self.refill = joined_rows(self.manifest, self.ledger, self.order, self.deferred.marks)
+            self.refill_took = 0
         taken: list[tuple[ResultState, Tracked]] = []
         for row, task, submission, record in self.refill:
             old_state = self.deferred.take(row)
@@ -292,8 +298,25 @@ class JobState:
             if len(taken) >= limit:
                 break
         else:
-            self.deferred.drop_rest()
+            # The pass is over. Rows deferred behind it meanwhile (a followed submit named them)
+            # are taken by the next pass; a pass that found none left means the manifest no
+            # longer holds them (edited meanwhile).
+            self.refill = None
+            if not self.refill_took and not taken:
+                self.deferred.drop_rest()
+        self.refill_took += len(taken)
         return taken
+
+    def defer(self, tracked: Tracked) -> None:
+        """Not held for now (the window is full): taken in again later, from the ledgers."""
+        if self.deferred is None:
+            self.deferred = DeferredTasks(self.rows)
+        self.deferred.defer(tracked.row, tracked.state)
+
+    def count(self, tracked: Tracked) -> None:
+        """`tracked` is counted in its state now (kept a byte a row while following)."""
+        if self.follower is not None:
+            self.follower.counted.set(tracked.row, tracked.state)
 
     def hold(self, tracked: Tracked) -> None:
         """Keep `tracked` (placed again by `take_deferred`) while this run works on it."""
@@ -302,38 +325,35 @@ class JobState:
 
     def settled(self, tracked: Tracked) -> None:
         """`tracked` reached a state that its ledgers say in full (downloaded, generation failed,
-        or still pending when a single pass is done asking): no longer held, unless following a
-        submit."""
-        if self.tail is None:
-            self.tracked.pop(tracked.key, None)
+        or still pending when a single pass is done asking): no longer held."""
+        self.tracked.pop(tracked.key, None)
 
     def refresh(self) -> list[tuple[ResultState, Tracked]]:
-        """Read what a running submit appended; the idle tasks whose submission changed, placed
-        anew (a task being polled or downloaded is left to finish), each with its old state."""
+        """Read what a running submit appended; the tasks it named, placed anew, each with the
+        state it was counted in, unless held (being worked on: left to finish) or deferred
+        (taken in from the ledgers later). Neither held nor deferred yet: the caller does it."""
         placed: list[tuple[ResultState, Tracked]] = []
-        if self.tail is None or self.results is None:
+        if self.follower is None:
             return placed  # not following: nothing appends to the submit ledger we watch
-        for key in self.tail.update():
-            old = self.tracked.get(key)
-            if old is None or old.work is not Work.NOTHING:
+        deferred = self.deferred.marks if self.deferred else b""
+        for who, submission, record in self.follower.changes():
+            if who.key in self.tracked or (who.row < len(deferred) and deferred[who.row]):
                 continue
-            new = track(old.who, self.tail.submissions.get(key), self.results.get(key))
-            if (new.state, new.task_id) != (old.state, old.task_id):
-                self.tracked[key] = new
-                placed.append((old.state, new))
+            new = track(who, submission, record)
+            old_state = self.follower.counted.get(who.row)
+            if new.state is not old_state or new.work is not Work.NOTHING:
+                placed.append((old_state, new))
         return placed
 
     def final_rows(self) -> FinalRows:
         """Every task's final state, for the reports: the held tasks as this run leaves them,
         the others as the two ledgers (read again now) say."""
         loaded = None
-        if self.tail is not None or self.order is None:
+        if self.order is None:
             # Read once for both reports (a batch of one chunk); their unreadable lines were
             # said when the run began: not again.
             records = replay_results(results_ledger_path(self.ledger), lean=True, warn=False)
-            submissions = self.tail.submissions if self.tail is not None else (
-                read_submissions(self.ledger, warn=False))
-            loaded = (submissions, records.records)
+            loaded = (read_submissions(self.ledger, warn=False), records.records)
         return FinalRows(self.manifest, self.tracked, self.ledger, self.order, loaded)
 
 
@@ -363,6 +383,13 @@ def _zipped(manifest: Manifest, submissions: Mapping[str, Submission],
             records: Mapping[str, ResultRecord]) -> Iterator[Joined]:
     for row, task in enumerate(manifest.tasks(), 1):
         yield row, task, submissions.get(task.key), records.get(task.key)
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _unix_of(ts: str) -> float:

@@ -10,7 +10,8 @@ which `DescribeTasks` finds the task that SessionId created). This reader takes 
     submission = submissions.get(task.key)   # None: never sent
 
 `SubmitLedgerTail` does the same incrementally, for a collector that follows a running submit:
-each `update()` reads only the lines appended since the last one and returns the keys they named;
+each `update()` reads only the lines appended since the last one and returns the keys they named
+(with `keep=False`, it holds those lines' submissions alone, not every key's);
 `submit_running(ledger)` tells whether a submit holds the ledger now.
 """
 
@@ -83,16 +84,22 @@ def read_submissions(path: Path, keys: Container[str] | None = None, *,
 class SubmitLedgerTail:
     """A submit ledger read as it grows: each key's `Submission`, kept up to date."""
 
-    __slots__ = ("_offset", "path", "skipped", "submissions")
+    __slots__ = ("_keep", "_offset", "path", "skipped", "submissions")
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, offset: int = 0, keep: bool = True) -> None:
         self.path = path
         self.submissions: dict[str, Submission] = {}
+        """Each key's submission as the lines read say: all of them, or with `keep` False only
+        the lines of the last `update` (memory bounded by what a submit appends meanwhile)."""
         self.skipped = 0
-        self._offset = 0
+        self._offset = offset
+        """Where the next read starts: the ledger's lines before it are not read."""
+        self._keep = keep
 
     def update(self) -> set[str]:
         """Fold the whole lines appended since the last call; the keys they named."""
+        if not self._keep:
+            self.submissions = {}
         try:
             stream = open(self.path, "rb")  # noqa: SIM115 - closed by `with` below
         except FileNotFoundError:
