@@ -97,12 +97,16 @@ async def test_following_holds_none_of_the_batch_and_places_each_task_the_submit
         assert {row: tracked.task_id for row, tracked in by_row.items()} == task_ids
         assert all(by_row[row].key == tasks[row - 1].key for row in lanes)
         assert job.refresh() == []  # nothing new
+        follower = job.follower
+        assert follower is not None
+        assert follower.finder.walked == VOD + 100  # one walk in step with both lanes
 
         # Row 2 is sent again after the lanes went thousands of rows past it (a new TaskId).
         resent = await _send(submits, tasks, [2], suffix="-again")
         [(old, again)] = job.refresh()
         assert (old, again.row, again.task_id) == (ResultState.PENDING, 2, resent[2])
         assert again.prompt == tasks[1].params["Prompt"]
+        assert follower.finder.walked == VOD + 100 + 2  # a walk of its own, from the start
 
 
 async def test_the_first_read_after_placing_does_not_undo_a_finished_task(

@@ -49,6 +49,7 @@ RECENT = 2048
 
 _STATES = tuple(ResultState)
 _STATE_CODES = {state: code for code, state in enumerate(_STATES)}
+_NOT_SUBMITTED = _STATE_CODES[ResultState.NOT_SUBMITTED]
 
 
 class CountedStates:
@@ -56,24 +57,22 @@ class CountedStates:
 
     >>> counted = CountedStates(rows=3)
     >>> counted.set(2, ResultState.PENDING)
-    >>> counted.get(2), counted.get(3)
-    (<ResultState.PENDING: 'pending'>, <ResultState.NOT_SUBMITTED: 'not_submitted'>)
+    >>> counted.set(5, ResultState.DOWNLOADED)  # the manifest grew
+    >>> [counted.get(row).value for row in (2, 4, 5)]
+    ['pending', 'not_submitted', 'downloaded']
     """
 
     __slots__ = ("_codes",)
 
     def __init__(self, rows: int) -> None:
-        self._codes = bytearray([_STATE_CODES[ResultState.NOT_SUBMITTED]]) * (rows + 1)
+        self._codes = bytearray([_NOT_SUBMITTED]) * (rows + 1)
 
     def __repr__(self) -> str:
         return f"<CountedStates {len(self._codes) - 1} rows>"
 
     def set(self, row: int, state: ResultState) -> None:
         if row >= len(self._codes):  # the manifest grew while it was being read
-            grown = len(self._codes)
-            self._codes.extend(bytes(row + 1 - grown))
-            self._codes[grown:] = bytes([_STATE_CODES[ResultState.NOT_SUBMITTED]]) * (
-                row + 1 - grown)
+            self._codes += bytes([_NOT_SUBMITTED]) * (row + 1 - len(self._codes))
         self._codes[row] = _STATE_CODES[state]
 
     def get(self, row: int) -> ResultState:
