@@ -109,6 +109,41 @@ async def test_following_holds_none_of_the_batch_and_places_each_task_the_submit
         assert follower.finder.walked == VOD + 100 + 2  # a walk of its own, from the start
 
 
+def _write_csv(directory: Path, rows: int) -> Path:
+    path = directory / "big.csv"
+    lines = ["Prompt,SubAppId,ModelName,ModelVersion"]
+    lines += [f"picture {n},251007502,GEM,2.5" for n in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["yaml", "csv"])
+async def test_a_lane_far_into_the_manifest_is_walked_to_from_a_checkpoint_not_row_one(
+    tmp_path: Path, kind: str
+) -> None:
+    """A collect that starts beside a submit far into a long manifest does not walk it from
+    the start: the placement noted where a walk may begin (a YAML task entry, a CSV row)."""
+    path = write_manifest(tmp_path, vod=4_500, mps=4_500) if kind == "yaml" else (
+        _write_csv(tmp_path, 9_000))
+    manifest, tasks = _loaded(path)
+    ledger = ledger_of(path)
+    async with LedgerWriter.open(ledger) as submits, ResultsLedgerWriter.open(
+        results_ledger_path(ledger)
+    ) as results:
+        job = JobState.place(manifest, ledger, results, following=True, window=10,
+                             on_placed=lambda tracked: None)
+        rows = [1, 2, 8_500, 8_501]
+        task_ids = await _send(submits, tasks, rows)
+        placed = _counted(job, job.refresh())
+    assert {row: tracked.task_id for row, tracked in placed.items()} == task_ids
+    assert all(placed[row].key == tasks[row - 1].key for row in rows)
+    follower = job.follower
+    assert follower is not None
+    # From a checkpoint at most 4,096 rows before row 8,500 (YAML: the mps entry's first row).
+    assert follower.finder.walked <= 2 + 4_096 + 2, follower.finder.walked
+    assert follower.finder.walked < 8_501
+
+
 async def test_the_first_read_after_placing_does_not_undo_a_finished_task(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

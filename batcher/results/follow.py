@@ -6,9 +6,11 @@ the submit appended (`SubmitLedgerTail`, keeping those lines alone), and places 
 they name: each key's row comes from the manifest's key order (`KeyOrder.index`, searched first
 near where the submit's lanes were last seen), and its identity from a walk of the manifest in
 step with the submit (`RowFinder`: a cursor per lane, the submit sends in manifest order, and
-the identities of the last rows passed, for a task sent again soon after). Per task of the batch
-the run keeps 17 bytes: its key in the key order and the state it is counted in
-(`CountedStates`).
+the identities of the last rows passed, for a task sent again soon after). A new walk starts at
+the nearest of the places the placement noted every few thousand rows (`Checkpoints`), not at
+the manifest's start: a collect that begins beside a submit far into a million-row manifest
+does not read it all again. Per task of the batch the run keeps 17 bytes: its key in the key
+order and the state it is counted in (`CountedStates`).
 
 A task is placed from the tail's lines alone when they say all there is of it: a TaskId just
 created (no results line can be about it yet), a failure, a `sending`. A vod `duplicate` (its
@@ -24,6 +26,8 @@ them already) are looked up in the two ledgers, all at once.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -46,6 +50,8 @@ HINTS = 6
 """Rows searched around first when a key's row is looked up (the cursors', the last found)."""
 RECENT = 2048
 """Identities of the rows last passed kept, for a task sent again soon after (a retry)."""
+CHECKPOINT_EVERY = 4096
+"""Rows between two places a new walk of the manifest may start at."""
 
 _STATES = tuple(ResultState)
 _STATE_CODES = {state: code for code, state in enumerate(_STATES)}
@@ -81,6 +87,39 @@ class CountedStates:
         return _STATES[self._codes[row]]
 
 
+class Checkpoints:
+    """Rows a walk of the manifest may start at: (row, place) of the first task of a place
+    (`Manifest.tasks(start=place)` resumes there), one every `CHECKPOINT_EVERY` rows at most.
+
+    >>> marks = Checkpoints()
+    >>> for row, place in [(1, 1), (2, 2), (3, 2), (4, 3)]:
+    ...     marks.note(row, place, every=2)
+    >>> marks.before(2), marks.before(3), marks.before(9)
+    ((1, 1), (1, 1), (4, 3))
+    """
+
+    __slots__ = ("_last_place", "_marks")
+
+    def __init__(self) -> None:
+        self._marks: list[tuple[int, int]] = []
+        self._last_place: int | None = None
+
+    def __repr__(self) -> str:
+        return f"<Checkpoints {len(self._marks)}>"
+
+    def note(self, row: int, place: int, every: int = CHECKPOINT_EVERY) -> None:
+        """The task at `row` (1-based, in manifest order) has `place`."""
+        first_of_place = place != self._last_place
+        self._last_place = place
+        if first_of_place and (not self._marks or row - self._marks[-1][0] >= every):
+            self._marks.append((row, place))
+
+    def before(self, row: int) -> tuple[int, int] | None:
+        """The last (row, place) noted at or before `row`."""
+        at = bisect.bisect_right(self._marks, (row, float("inf"))) - 1
+        return self._marks[at] if at >= 0 else None
+
+
 @dataclass(slots=True)
 class _Cursor:
     """A walk of the manifest: `row` is the 1-based row its next task has."""
@@ -93,13 +132,14 @@ class RowFinder(Generic[T]):
     """Tasks of a manifest by key, reduced to what the caller keeps (`reduce(row, task)`),
     found by walking the manifest forward in step with a submit's lanes."""
 
-    __slots__ = ("_cursors", "_manifest", "_order", "_recent", "_reduce", "walked")
+    __slots__ = ("_checkpoints", "_cursors", "_manifest", "_order", "_recent", "_reduce", "walked")
 
-    def __init__(self, manifest: Manifest, order: KeyOrder,
-                 reduce: Callable[[int, Task], T]) -> None:
+    def __init__(self, manifest: Manifest, order: KeyOrder, reduce: Callable[[int, Task], T],
+                 checkpoints: Checkpoints | None = None) -> None:
         self._manifest = manifest
         self._order = order
         self._reduce = reduce
+        self._checkpoints = checkpoints or Checkpoints()
         self._cursors: list[_Cursor] = []
         self._recent: OrderedDict[int, tuple[str, T]] = OrderedDict()
         self.walked = 0
@@ -130,14 +170,15 @@ class RowFinder(Generic[T]):
         return found
 
     def _walk_to(self, row: int) -> tuple[str, T] | None:
-        """The task at `row`, reached by the nearest cursor before it (a new one from the
-        manifest's start when every cursor is past it)."""
+        """The task at `row`, reached by the nearest cursor before it, or by a new one from the
+        nearest checkpoint when that is nearer (from the manifest's start when there is none)."""
         behind = [cursor for cursor in self._cursors if cursor.row <= row]
-        if behind:
-            cursor = max(behind, key=lambda each: each.row)
+        cursor = max(behind, key=lambda each: each.row) if behind else None
+        mark = self._checkpoints.before(row)
+        if cursor is not None and (mark is None or mark[0] <= cursor.row):
             self._cursors.remove(cursor)
         else:
-            cursor = _Cursor(iter(self._manifest.tasks()))
+            cursor = self._cursor_at(mark)
             if len(self._cursors) >= CURSORS:
                 self._cursors.pop(0)  # the one used least lately
         self._cursors.append(cursor)
@@ -154,18 +195,31 @@ class RowFinder(Generic[T]):
         self._cursors.remove(cursor)  # the manifest ended (it was edited meanwhile)
         return None
 
+    def _cursor_at(self, mark: tuple[int, int] | None) -> _Cursor:
+        """A walk from the checkpoint `mark`, if its first task is the one the key order has
+        there (else the manifest changed: from the start)."""
+        if mark is not None:
+            row, place = mark
+            tasks = self._manifest.tasks(start=place)
+            first = next(tasks, None)
+            if first is not None and first.key == self._order.key(row - 1):
+                return _Cursor(itertools.chain((first,), tasks), row)
+        return _Cursor(iter(self._manifest.tasks()))
+
 
 class SubmitFollower(Generic[T]):
     """The tasks a running submit names as its ledger grows, with what their ledgers say."""
 
-    __slots__ = ("_first", "counted", "finder", "ledger", "tail")
+    __slots__ = ("_first", "checkpoints", "counted", "finder", "ledger", "tail")
 
     def __init__(self, manifest: Manifest, ledger: Path, order: KeyOrder,
                  reduce: Callable[[int, Task], T], *, offset: int, rows: int) -> None:
         self.ledger = ledger
         self.tail = SubmitLedgerTail(ledger, offset=offset, keep=False)
         """Read from `offset`: the ledger's size before the placement read it."""
-        self.finder = RowFinder(manifest, order, reduce)
+        self.checkpoints = Checkpoints()
+        """Noted by the placement as it reads the manifest (`Checkpoints.note`)."""
+        self.finder = RowFinder(manifest, order, reduce, self.checkpoints)
         self.counted = CountedStates(rows)
         """The state each of the manifest's `rows` is counted in, kept by the run's caller."""
         self._first = True

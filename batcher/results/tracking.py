@@ -28,7 +28,7 @@ from pathlib import Path
 from batcher.api.times import api_time_or_none
 from batcher.manifest import Manifest, Task
 from batcher.results.deferred import DeferredTasks
-from batcher.results.follow import SubmitFollower
+from batcher.results.follow import Checkpoints, SubmitFollower
 from batcher.results.joined import CHUNK, Joined, KeyOrder, joined, joined_rows, reduced_joined
 from batcher.results.rows import ResultRow, ResultState
 from batcher.state.results_ledger import (
@@ -245,22 +245,25 @@ class JobState:
         of those to poll or download (the rest `deferred`). `following`: a submit is appending
         to the ledger, and `refresh` takes in what it appends."""
         report = manifest.validate()
-        identity = functools.partial(TaskIdentity.of, manifest=number)
-        # What a running submit appends from now on is read by `refresh`, even the lines the
-        # placement below reads too (`SubmitFollower` looks those up again).
-        offset = _size_of(ledger) if following else 0
-        placed: Iterator[tuple[TaskIdentity, Submission | None, ResultRecord | None]]
+        identity: Callable[[int, Task], TaskIdentity] = functools.partial(
+            TaskIdentity.of, manifest=number)
         keys = KeyOrder()
+        follower = None
+        if following:
+            # What a running submit appends from now on is read by `refresh`, even the lines
+            # the placement below reads too (`SubmitFollower` looks those up again).
+            follower = SubmitFollower(manifest, ledger, keys, identity, offset=_size_of(ledger),
+                                      rows=report.total)
+            identity = _noting_places(identity, follower.checkpoints)
+        placed: Iterator[tuple[TaskIdentity, Submission | None, ResultRecord | None]]
         if report.total <= CHUNK:
-            job = cls(manifest, writer, ledger, number=number, rows=report.total)
+            job = cls(manifest, writer, ledger, follower, number=number, rows=report.total)
             placed = ((identity(row, task), submission, record)
                       for row, task, submission, record in joined(manifest, ledger, None))
         else:
-            job = cls(manifest, writer, ledger, order=keys, number=number, rows=report.total)
+            job = cls(manifest, writer, ledger, follower, order=keys, number=number,
+                      rows=report.total)
             placed = reduced_joined(manifest, ledger, keys, report.total, identity)
-        if following:
-            job.follower = SubmitFollower(manifest, ledger, keys, identity, offset=offset,
-                                          rows=report.total)
         room = window
         for who, submission, record in placed:
             tracked = track(who, submission, record)
@@ -383,6 +386,15 @@ def _zipped(manifest: Manifest, submissions: Mapping[str, Submission],
             records: Mapping[str, ResultRecord]) -> Iterator[Joined]:
     for row, task in enumerate(manifest.tasks(), 1):
         yield row, task, submissions.get(task.key), records.get(task.key)
+
+
+def _noting_places(identity: Callable[[int, Task], TaskIdentity],
+                   checkpoints: Checkpoints) -> Callable[[int, Task], TaskIdentity]:
+    """`identity` that also notes each task's place, for the follower's walks."""
+    def noting(row: int, task: Task) -> TaskIdentity:
+        checkpoints.note(row, task.place)
+        return identity(row, task)
+    return noting
 
 
 def _size_of(path: Path) -> int:
