@@ -10,7 +10,7 @@ the identities of the last rows passed, for a task sent again soon after). A new
 the nearest of the places the placement noted every few thousand rows (`Checkpoints`), not at
 the manifest's start: a collect that begins beside a submit far into a million-row manifest
 does not read it all again. Per task of the batch the run keeps 17 bytes: its key in the key
-order and the state it is counted in (`CountedStates`).
+order and the state it is counted in (`deferred.CountedStates`).
 
 A task is placed from the tail's lines alone when they say all there is of it: a TaskId just
 created (no results line can be about it yet), a failure, a `sending`. A vod `duplicate` (its
@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from batcher.manifest import Manifest, Task
+from batcher.results.deferred import CountedStates
 from batcher.results.joined import KeyOrder
-from batcher.results.rows import ResultState
 from batcher.state.results_ledger import ResultRecord, replay_results, results_ledger_path
 from batcher.state.submissions import Submission, SubmitLedgerTail, read_submissions
 
@@ -52,40 +52,6 @@ RECENT = 2048
 """Identities of the rows last passed kept, for a task sent again soon after (a retry)."""
 CHECKPOINT_EVERY = 4096
 """Rows between two places a new walk of the manifest may start at."""
-
-_STATES = tuple(ResultState)
-_STATE_CODES = {state: code for code, state in enumerate(_STATES)}
-_NOT_SUBMITTED = _STATE_CODES[ResultState.NOT_SUBMITTED]
-
-
-class CountedStates:
-    """The state each row of a manifest is counted in, one byte a row (1 MB at a million).
-
-    >>> counted = CountedStates(rows=3)
-    >>> counted.set(2, ResultState.PENDING)
-    >>> counted.set(5, ResultState.DOWNLOADED)  # the manifest grew
-    >>> [counted.get(row).value for row in (2, 4, 5)]
-    ['pending', 'not_submitted', 'downloaded']
-    """
-
-    __slots__ = ("_codes",)
-
-    def __init__(self, rows: int) -> None:
-        self._codes = bytearray([_NOT_SUBMITTED]) * (rows + 1)
-
-    def __repr__(self) -> str:
-        return f"<CountedStates {len(self._codes) - 1} rows>"
-
-    def set(self, row: int, state: ResultState) -> None:
-        if row >= len(self._codes):  # the manifest grew while it was being read
-            self._codes += bytes([_NOT_SUBMITTED]) * (row + 1 - len(self._codes))
-        self._codes[row] = _STATE_CODES[state]
-
-    def get(self, row: int) -> ResultState:
-        if row >= len(self._codes):
-            return ResultState.NOT_SUBMITTED
-        return _STATES[self._codes[row]]
-
 
 class Checkpoints:
     """Rows a walk of the manifest may start at: (row, place) of the first task of a place

@@ -254,7 +254,9 @@ class JobState:
             # the placement below reads too (`SubmitFollower` looks those up again).
             follower = SubmitFollower(manifest, ledger, keys, identity, offset=_size_of(ledger),
                                       rows=report.total)
-            identity = _noting_places(identity, follower.checkpoints)
+            # A large batch's keys are noted by its chunked join; a small one's, here.
+            identity = _noting(identity, follower.checkpoints,
+                               keys if report.total <= CHUNK else None)
         placed: Iterator[tuple[TaskIdentity, Submission | None, ResultRecord | None]]
         if report.total <= CHUNK:
             job = cls(manifest, writer, ledger, follower, number=number, rows=report.total)
@@ -268,10 +270,7 @@ class JobState:
         for who, submission, record in placed:
             tracked = track(who, submission, record)
             on_placed(tracked)
-            if job.follower is not None:
-                job.follower.counted.set(who.row, tracked.state)
-                if job.order is None:  # a small batch: its keys are noted here, for the follower
-                    keys.extend((who.key,))
+            job.count(tracked)
             if tracked.work in (Work.POLL, Work.DOWNLOAD) and room is not None:
                 if room <= 0:
                     job.defer(tracked)
@@ -388,11 +387,13 @@ def _zipped(manifest: Manifest, submissions: Mapping[str, Submission],
         yield row, task, submissions.get(task.key), records.get(task.key)
 
 
-def _noting_places(identity: Callable[[int, Task], TaskIdentity],
-                   checkpoints: Checkpoints) -> Callable[[int, Task], TaskIdentity]:
-    """`identity` that also notes each task's place, for the follower's walks."""
+def _noting(identity: Callable[[int, Task], TaskIdentity], checkpoints: Checkpoints,
+            keys: KeyOrder | None) -> Callable[[int, Task], TaskIdentity]:
+    """`identity` that also notes, for the follower, each task's place (and key, in `keys`)."""
     def noting(row: int, task: Task) -> TaskIdentity:
         checkpoints.note(row, task.place)
+        if keys is not None:
+            keys.extend((task.key,))
         return identity(row, task)
     return noting
 
