@@ -22,9 +22,10 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Awaitable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from manifests import write_matrix_yaml
 from procs import BATCHER, SECRET_ID, SECRET_KEY, Measured, batcher_env, run_measured
@@ -60,17 +61,30 @@ async def _collect(manifest: Path, url: str, *extra: str) -> Measured:
                           "--quiet", *extra)
 
 
-async def _collect_beside_submit(manifest: Path, url: str) -> tuple[Measured, float]:
-    """`submit` at 20/s and, once its ledger exists, `collect --wait` beside it: the collect's
-    measurement and the moment it ended (the submit is awaited after)."""
-    submitting = asyncio.create_task(_submit(manifest, url, rate="20"))
+class Beside(NamedTuple):
+    """A `collect --wait` run beside a `submit`: each measured, and when each ended (Unix s)."""
+
+    collect: Measured
+    collect_ended: float
+    submit: Measured
+    submit_ended: float
+
+
+async def _collect_beside_submit(manifest: Path, url: str, *collect_args: str,
+                                 rate: str = "20") -> Beside:
+    """`submit` at `rate` and, once its ledger exists, `collect --wait` beside it (with
+    `collect_args`); the submit is awaited after."""
+
+    async def ended(measuring: Awaitable[Measured]) -> tuple[Measured, float]:
+        measured = await measuring
+        return measured, time.time()
+
+    submitting = asyncio.create_task(ended(_submit(manifest, url, rate=rate)))
     ledger = manifest.with_suffix(".ledger.jsonl")
     while not ledger.exists() and not submitting.done():
         await asyncio.sleep(0.01)
-    measured = await _collect(manifest, url, "--wait")
-    ended = time.time()
-    await submitting
-    return measured, ended
+    collected = await ended(_collect(manifest, url, "--wait", *collect_args))
+    return Beside(*collected, *await submitting)
 
 
 def _polls(emulator: RunningEmulator) -> int:
@@ -125,7 +139,7 @@ async def beside_submit(workdir: Path, per_service: int) -> tuple[list[Row], dic
     manifest = write_matrix_yaml(workdir / "collect-beside.yaml", per_service)
     two = GenerationConfig(seconds=2.0, image_bytes=4096)
     async with running_emulator(_config(rate=None, generation=two)) as emulator:
-        measured, ended = await _collect_beside_submit(manifest, emulator.url)
+        measured, ended, _, _ = await _collect_beside_submit(manifest, emulator.url)
         behind, polls = ended - _last_creation(emulator), _polls(emulator)
     return [Row("collect", f"beside submit at 20/s ({2 * per_service:,} tasks, 2 s generation): "
                 "ends after the last creation", round(behind, 2), "s")], {

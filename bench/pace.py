@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 from collect import POLL_ACTIONS, _collect, _collect_beside_submit, _config, _last_finish, _submit
 from manifests import write_csv, write_matrix_yaml
-from procs import Measured
 from table import Row
 
 from batcher.emulator.config import GenerationConfig
@@ -45,7 +43,7 @@ async def side_by_side(workdir: Path, per_service: int) -> tuple[list[Row], dict
     fifteen = GenerationConfig(seconds=15.0, jitter=0.5, image_bytes=4096)
     async with running_emulator(_config(rate=None, generation=fifteen)) as emulator:
         started = time.time()
-        measured, ended = await _collect_beside_submit(manifest, emulator.url)
+        measured, ended, _, _ = await _collect_beside_submit(manifest, emulator.url)
         polls, last = _polls_per_service(emulator), _last_finish(emulator)
     lag = ended - last
     rows = [Row("pace", f"{per_service:,} {name} tasks of 15 s ± 50% beside submit: status "
@@ -85,24 +83,12 @@ async def large(workdir: Path, tasks: int) -> tuple[list[Row], dict[str, Any]]:
                   "exit": [first.returncode, rerun.returncode]}
 
 
-async def _ended(measuring: Awaitable[Measured]) -> tuple[Measured, float]:
-    """A measured command, and when it ended (perf_counter)."""
-    measured = await measuring
-    return measured, time.perf_counter()
-
-
 async def follow(workdir: Path, tasks: int) -> tuple[list[Row], dict[str, Any]]:
     manifest = write_csv(workdir / "pace-follow.csv", tasks)
     instant = GenerationConfig(seconds=0.0, image_bytes=2048)
     async with running_emulator(_config(rate=0, generation=instant)) as emulator:
-        submitting = asyncio.create_task(_ended(_submit(manifest, emulator.url)))
-        ledger = manifest.with_suffix(".ledger.jsonl")
-        while not ledger.exists() and not submitting.done():
-            await asyncio.sleep(0.01)
-        collected, ended = await _ended(_collect(manifest, emulator.url, "--wait",
-                                                 "--poll-rate", "0", "--expected-generation",
-                                                 "1s"))
-        submitted, submit_ended = await submitting
+        collected, ended, submitted, submit_ended = await _collect_beside_submit(
+            manifest, emulator.url, "--poll-rate", "0", "--expected-generation", "1s", rate="0")
     lag = ended - submit_ended  # below 0: collect ended first, and did not follow it
     rows = [
         Row("pace", f"collect --wait beside a submit of {tasks:,} tasks: peak RSS",
