@@ -76,6 +76,17 @@ def read_ledger(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def most_awaiting_download(results_ledger: Path) -> int:
+    """The most tasks written `generated` and not yet `downloaded` at any point of a results
+    ledger: a run writes `generated` only for a task it holds, and lets go of it once it has
+    written `downloaded`, so this is a lower bound on what the run held (its window)."""
+    held, most = 0, 0
+    for line in read_ledger(results_ledger):
+        held += {"generated": 1, "downloaded": -1}.get(line["event"], 0)
+        most = max(most, held)
+    return most
+
+
 def last_events(path: Path) -> dict[str, str]:
     """key → the event of its last ledger line (the task's state)."""
     return {record["key"]: record["event"] for record in read_ledger(path)}

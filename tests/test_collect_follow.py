@@ -26,6 +26,7 @@ from batcher.library.submit import account_for
 from batcher.manifest import Manifest, Task, load_manifest
 from batcher.results.collect_job import CollectJob, CollectSettings
 from batcher.results.collection import collect
+from batcher.results.download import DownloadPolicy
 from batcher.results.joined import KeyOrder
 from batcher.results.rows import ResultState
 from batcher.results.schedule import PollTiming
@@ -39,6 +40,8 @@ from tests.helpers import (
     emulator_settings,
     last_events,
     ledger_of,
+    most_awaiting_download,
+    read_ledger,
     start_cli,
     write_manifest,
 )
@@ -96,6 +99,11 @@ async def test_following_holds_none_of_the_batch_and_places_each_task_the_submit
         by_row = _counted(job, placed)
         assert {row: tracked.task_id for row, tracked in by_row.items()} == task_ids
         assert all(by_row[row].key == tasks[row - 1].key for row in lanes)
+        # When each was sent, so that the schedule asks it when it is likely done, not a whole
+        # generation time after it was placed (and learns the generation time from true ages).
+        sent = {line["key"]: line["ts"] for line in read_ledger(ledger)
+                if line["event"] == "sending"}
+        assert all(by_row[row].sent_at == sent[tasks[row - 1].key] for row in lanes)
         assert job.refresh() == []  # nothing new
         follower = job.follower
         assert follower is not None
@@ -215,7 +223,9 @@ async def test_collect_wait_follows_a_submit_with_retries_through_a_window_small
     tmp_path: Path,
 ) -> None:
     manifest = write_manifest(tmp_path, vod=30, mps=30)
-    faults = FaultConfig(internal_error_rate=0.2, seed=7)  # retried: the ledger names rows again
+    # Retried creations (the ledger names rows again), and downloads slower than the finishes
+    # (one at a time, 30 % refused, retried): a run that held what it followed would pile up.
+    faults = FaultConfig(internal_error_rate=0.2, download_error_rate=0.3, seed=7)
     quick = GenerationConfig(seconds=0.5, jitter=0.5, image_bytes=2048)
     async with running_emulator(emulator_settings(rate=20, generation=quick,
                                                   faults=faults)) as emulator:
@@ -229,13 +239,16 @@ async def test_collect_wait_follows_a_submit_with_retries_through_a_window_small
                               None)
         job = CollectJob(load_manifest(manifest), ledger, manifest.with_name("job.results"))
         settings = CollectSettings(wait=True, handle_signals=False, window=4, timeout=120,
-                                   timing=PollTiming(prior_generation=0.5))
+                                   timing=PollTiming(prior_generation=0.5),
+                                   download=DownloadPolicy(concurrency=1, base_delay=0.2,
+                                                           max_delay=0.5, max_attempts=20))
         counts: list[int] = []
         result = await collect([job], settings, account, 5.0, _Downloaded(counts))
         assert await submitting.wait() == 0
     assert result.exit_code is ExitCode.OK, result.stop_detail
     assert Counter(last_events(results_ledger_path(ledger)).values()) == {"downloaded": 60}
     assert counts[-1] == 60
+    assert most_awaiting_download(results_ledger_path(ledger)) <= 4  # the window, followed too
 
 
 class _Downloaded:

@@ -34,6 +34,7 @@ from tests.helpers import (
     emulator_settings,
     last_events,
     ledger_of,
+    most_awaiting_download,
     read_ledger,
     submit,
     write_manifest,
@@ -65,15 +66,6 @@ async def _collect(manifest: Path, url: str, observer: Counts, **settings: objec
     return await collect([job], options, account, 5.0, observer)
 
 
-def _held_at_most(manifest: Path) -> int:
-    """The most tasks written `generated` and not yet `downloaded`, at any point of the ledger."""
-    held, most = 0, 0
-    for line in read_ledger(results_ledger_path(ledger_of(manifest))):
-        held += {"generated": 1, "downloaded": -1}.get(line["event"], 0)
-        most = max(most, held)
-    return most
-
-
 def _rows_by_state(manifest: Path) -> Counter[str]:
     table = manifest.with_name(f"{manifest.stem}.results") / "results.csv"
     with table.open(encoding="utf-8", newline="") as rows:
@@ -101,7 +93,7 @@ async def test_a_batch_larger_than_the_window_is_collected_whole_holding_a_windo
     assert counts.first is not None and sum(counts.first.values()) == TASKS  # all counted at once
     assert counts.last[ResultState.DOWNLOADED] == TASKS
     assert _rows_by_state(manifest) == {"downloaded": TASKS}
-    assert _held_at_most(manifest) <= WINDOW
+    assert most_awaiting_download(results_ledger_path(ledger_of(manifest))) <= WINDOW
     # Oldest first: a task is taken in only once those a window before it have settled.
     order = _generated_order(manifest)
     assert sorted(order) == list(range(1, TASKS + 1))
@@ -152,7 +144,7 @@ async def test_every_pending_task_is_asked_once_a_pass_and_none_is_lost_beyond_t
     if wait:
         assert result.exit_code is ExitCode.OK, result.stop_detail
         assert _rows_by_state(manifest) == {"downloaded": TASKS}
-        assert _held_at_most(manifest) <= WINDOW
+        assert most_awaiting_download(results_ledger_path(ledger_of(manifest))) <= WINDOW
     else:
         assert result.exit_code is ExitCode.TIME_LIMIT
         assert result.polls == TASKS
