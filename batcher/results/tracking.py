@@ -145,7 +145,7 @@ def track(
     if submission is None:
         return Tracked(who, ResultState.NOT_SUBMITTED)
     tracked = Tracked(who, ResultState.PENDING, session_id=submission.session_id,
-                      sent_at=submission.sent_at)
+                      sent_at=submission.sendings[-1][0] if submission.sendings else "")
     if submission.event == "sending":
         tracked.state = ResultState.IN_DOUBT
         return tracked

@@ -53,11 +53,8 @@ class Submission:
     error_message: str = ""
     retryable: bool = False
     sendings: tuple[tuple[str, str], ...] = ()
-    """(ts, session_id) of the latest `sending` lines, oldest first, until a TaskId is known (a
-    tuple: most keys have none, and an empty tuple is shared, a list is not)."""
-    sent_at: str = ""
-    """The `ts` of the last `sending` line ("" if none): when the task was last sent, kept
-    after it was created (its age tells when to ask about it)."""
+    """(ts, session_id) of the latest `sending` lines, oldest first (a tuple: most keys have
+    none, and an empty tuple is shared, a list is not)."""
 
     def sending_times(self, session_id: str) -> list[str]:
         """The `ts` of the `sending` lines that carried `session_id`."""
@@ -185,8 +182,7 @@ def _apply(obj: dict[str, Any], into: dict[str, Submission], keys: Container[str
     if event == "submitted":
         submission.sendings = ()  # only a duplicate's window needs them: a TaskId is known
     if event == "sending":
-        submission.sent_at = str(obj.get("ts", ""))
-        sent = (submission.sent_at, str(session_id or ""))
+        sent = (str(obj.get("ts", "")), str(session_id or ""))
         submission.sendings = (*submission.sendings[1 - KEPT_SENDING_TIMES:], sent)
     elif event == "failed":
         error = obj.get("error")
